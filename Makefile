@@ -1,0 +1,67 @@
+# Two entry points for a fresh clone: `make repro` and `make test`.  Both create .venv and install
+# everything on first use.  See README "Install" for what each step works around.
+SHELL := /bin/bash
+PY_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+# CUDA present -> CUDA vllm extra; otherwise the CPU build of vLLM with CPU torch.
+HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+EXTRA := $(if $(HAS_CUDA),gpu,cpu)
+
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export OMP_NUM_THREADS := 1
+export MKL_NUM_THREADS := 1
+export TOKENIZERS_PARALLELISM := false
+export DVC_NO_ANALYTICS := 1
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export MLFLOW_ENABLE_TELEMETRY := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export PREFECT_HOME := $(CURDIR)/.prefect
+export VLLM_ENABLE_V1_MULTIPROCESSING := 0
+export VLLM_CPU_KVCACHE_SPACE := 1
+export DS_BUILD_OPS := 0
+export DS_ACCELERATOR := $(if $(HAS_CUDA),cuda,cpu)
+
+.PHONY: install test repro bench profile clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints/cpu.txt tools/placeholder_wheels.py
+	test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=25" wheel "setuptools>=68,<81"
+ifeq ($(EXTRA),cpu)
+	$(PIP) install -q torch==2.13.0
+	$(PY) tools/placeholder_wheels.py $(VENV)/placeholders
+	$(PIP) install -q --no-deps $(VENV)/placeholders/*.whl
+	$(PIP) install -q --no-build-isolation -c constraints/cpu.txt deepspeed
+	$(PIP) install -q --find-links $(VENV)/placeholders -c constraints/cpu.txt -e ".[cpu,dev]"
+else
+	$(PIP) install -q --no-build-isolation deepspeed
+	$(PIP) install -q -e ".[gpu,dev]"
+endif
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q --timeout 900
+
+repro: install
+	$(VENV)/bin/dvc repro
+
+bench: install
+	$(PY) bench/entropy_memory.py
+	$(PY) bench/rollout.py
+
+# `make profile PROFILE=gpu` switches params.yaml to profiles/gpu.yaml (PROFILE=embedded switches back).
+profile:
+	@test -f profiles/$(PROFILE).yaml || { echo "no profile profiles/$(PROFILE).yaml"; exit 2; }
+	cp profiles/$(PROFILE).yaml params.yaml
+	@echo "params.yaml now holds the $(PROFILE) profile"
+
+clean-venv:
+	rm -rf $(VENV)
