@@ -75,8 +75,8 @@ class TinyModelCfg:
 @dataclass(frozen=True)
 class SftCfg:
     """Warm start of the embedded model on generated worked solutions."""
-    n_examples: int = fld(6000, ge=1)
-    steps: int = fld(500, ge=0)
+    n_examples: int = fld(7200, ge=1)
+    steps: int = fld(1200, ge=0)
     batch_size: int = fld(32, ge=1)
     lr: float = fld(3e-3, gt=0.0, le=1.0, fix="use a learning rate such as 3e-3")
     warmup_steps: int = fld(25, ge=0)
