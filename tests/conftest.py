@@ -52,3 +52,24 @@ def tiny_params_file(tmp_path):
         path.write_text(yaml.safe_dump(tiny_params_dict(**overrides)))
         return path
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A small Qwen2 model (64 hidden, 1 layer) warm-started for a few steps, saved with save_pretrained."""
+    from pipeline.data import synthetic
+    from pipeline.data.prompts import format_prompt
+    from pipeline.models.tiny import build_tiny_model, encode_examples, save_model, sft_train
+    from pipeline.models.tokenizer import train_tokenizer
+
+    probs = synthetic.generate(0, "fixture", [1, 2, 3], 150)
+    prompts = [format_prompt(p.problem, "Q: {problem}\nA:") for p in probs]
+    comps = [" " + p.solution for p in probs]
+    tok = train_tokenizer(prompts + comps, 320)
+    model = build_tiny_model(tok, hidden_size=64, num_layers=1, num_heads=2, num_kv_heads=1,
+                             intermediate_size=128, max_position_embeddings=128, seed=0)
+    sft_train(model, tok, encode_examples(tok, prompts, comps, 128), steps=60, batch_size=16, lr=3e-3,
+              warmup_steps=5, seed=0)
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    save_model(model, tok, path)
+    return path

@@ -1,0 +1,54 @@
+"""Teacher-forced per-token log-probs and entropies of responses, memory-bounded.
+
+Sequences are prompt + response, right-padded.  The decoder's last hidden states at response positions
+go through `fused_logprob_entropy` with the LM-head weight, so full [B, T, V] logits are never built
+(they are only built on request, for methods that need them: AEnt, SIREN).  Works for any causal LM
+with `get_output_embeddings()` and a `base_model` decoder (Qwen2, Llama, ...), DeepSpeed-wrapped or not.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+
+from pipeline.rl.entropy import fused_logprob_entropy
+
+
+@dataclass
+class PackedBatch:
+    """input_ids, attention_mask [B,L]; response_mask [B,L-1] marks positions predicting response tokens."""
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    response_mask: torch.Tensor
+
+
+def pack(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], pad_id: int) -> PackedBatch:
+    width = max(len(p) + len(r) for p, r in zip(prompts, responses))
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    resp = torch.zeros((len(prompts), width - 1), dtype=torch.bool)
+    for i, (p, r) in enumerate(zip(prompts, responses)):
+        seq = list(p) + list(r)
+        ids[i, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attn[i, :len(seq)] = 1
+        resp[i, len(p) - 1:len(seq) - 1] = True
+    return PackedBatch(ids, attn, resp)
+
+
+def response_logprobs_entropy(model, batch: PackedBatch, *, temperature: float = 1.0, chunk_size: int = 1024,
+                              with_logits: bool = False
+                              ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """-> logprobs [B,L-1], entropy [B,L-1] (zero off the response mask) and, if asked, logits [B,L-1,V]."""
+    dev = batch.input_ids.device
+    out = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    hidden = out.last_hidden_state[:, :-1]
+    weight = model.get_output_embeddings().weight
+    targets = batch.input_ids[:, 1:]
+    m = batch.response_mask.to(dev)
+    lp_sel, ent_sel = fused_logprob_entropy(hidden[m], weight, targets[m], temperature=temperature,
+                                            chunk_size=chunk_size)
+    logprobs = torch.zeros(m.shape, dtype=lp_sel.dtype, device=dev).masked_scatter(m, lp_sel)
+    entropy = torch.zeros(m.shape, dtype=ent_sel.dtype, device=dev).masked_scatter(m, ent_sel)
+    logits = (hidden @ weight.t()).float() / temperature if with_logits else None
+    return logprobs, entropy, logits
