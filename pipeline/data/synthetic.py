@@ -1,8 +1,8 @@
 """Procedurally generated integer-arithmetic word problems with graded difficulty.
 
 The embedded default trains on these: no download is needed, answers are exact, and difficulty grows
-with the grade through the number of operations and the operand size (grade 1: one single-digit
-addition; grade 8: four operations on up to three-digit numbers).  Problems are chains evaluated left to right
+with the grade through the number of operations and the operand size (grade 1: one addition of
+numbers up to 30; grade 8: four operations on up to three-digit numbers).  Problems are chains evaluated left to right
 ("Start with 12. Add 7. Multiply by 3."), which avoids precedence ambiguity; each comes with a worked
 solution used to warm-start the tiny base model.  Generation is a pure function of (seed, split, grade).
 """
@@ -24,15 +24,17 @@ class Grade:
 
 
 GRADES: dict[int, Grade] = {
-    1: Grade(1, 1, 9, "+"),
-    2: Grade(1, 1, 20, "+-"),
-    3: Grade(2, 1, 9, "+-"),
+    1: Grade(1, 1, 30, "+"),
+    2: Grade(1, 1, 50, "+-"),
+    3: Grade(2, 1, 20, "+-"),
     4: Grade(1, 10, 99, "+-"),
-    5: Grade(2, 1, 20, "+-"),
+    5: Grade(2, 1, 50, "+-"),
     6: Grade(2, 10, 99, "+-"),
     7: Grade(3, 10, 99, "+-*"),
     8: Grade(4, 10, 999, "+-*"),
 }
+# Every grade has hundreds to millions of distinct problems, so the training split, the held-out eval
+# split and the base model's SFT set (which excludes both) can all draw from it.
 _WORDS = {"+": "Add", "-": "Subtract", "*": "Multiply by"}
 
 

@@ -58,7 +58,7 @@ class Siren(Regularizer):
             self.anchor = float(h_sel.detach())  # self-anchoring on the initial policy's first batch
         term = self.beta * (h_sel - self.anchor) ** 2 if n > 0 else h_sel * 0.0
         return RegOutput(term, float((per_seq * has).sum().detach()), float(n),
-                         {"reg/coef": self.beta, "reg/target": self.anchor, "reg/selected_entropy": float(h_sel)})
+                         {"reg/coef": self.beta, "reg/target": self.anchor, "reg/selected_entropy": float(h_sel.detach())})
 
     def state_dict(self):
         return {**super().state_dict(), "anchor": self.anchor}

@@ -58,6 +58,14 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
     return n
 
 
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file; invalid JSON raises ValueError naming the file."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
     """Read a jsonl file; a malformed line raises ValueError naming the file and line number."""
     rows = []

@@ -35,13 +35,14 @@ def test_answers_and_solutions_are_exact():
 
 def test_golden_problem():
     p = synthetic.make_problem(random.Random(0), 3, "x")
-    assert p.problem == "Start with 7. Subtract 1. Subtract 9. What is the result?"
-    assert p.answer == "-3" and p.solution == "7 - 1 = 6. 6 - 9 = -3. The answer is \\boxed{-3}."
+    assert p.problem == "Start with 13. Subtract 2. Subtract 17. What is the result?"
+    assert p.answer == "-6" and p.solution == "13 - 2 = 11. 11 - 17 = -6. The answer is \\boxed{-6}."
 
 
 def test_grades_grow_in_steps_and_size():
-    lengths = [len(synthetic.generate(0, "t", [g], 1)[0].solution) for g in range(1, 9)]
-    assert lengths[0] < lengths[3] < lengths[7]
+    mean_len = {g: sum(len(p.solution) for p in synthetic.generate(0, "t", [g], 50)) / 50 for g in range(1, 9)}
+    assert mean_len[1] < mean_len[3] < mean_len[5] < mean_len[7] < mean_len[8]
+    assert mean_len[1] < mean_len[2] and mean_len[4] < mean_len[6]
 
 
 def test_generate_train_spreads_over_grades():

@@ -1,0 +1,1 @@
+"""Measurements on the base policy: per-prompt pass rates (difficulty) and the initial entropy H0."""

@@ -1,0 +1,1 @@
+"""The on-policy GRPO trainer with DeepSpeed, rollout weight sync, checkpoints and telemetry."""

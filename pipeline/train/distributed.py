@@ -1,0 +1,52 @@
+"""Process-group set-up and the few collectives the trainer needs (gloo on CPU, NCCL on GPU).
+
+A single process without a launcher gets a one-rank group on a free loopback port, so the same code
+path (DeepSpeed included) runs in tests, under `torchrun --nproc_per_node N`, and under `deepspeed`.
+"""
+from __future__ import annotations
+
+import os
+import socket
+
+import torch
+import torch.distributed as dist
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def init(backend: str | None = None) -> tuple[int, int]:
+    """Initialise (once) and return (rank, world_size)."""
+    if not dist.is_initialized():
+        os.environ.setdefault("RANK", "0")
+        os.environ.setdefault("WORLD_SIZE", "1")
+        os.environ.setdefault("LOCAL_RANK", "0")
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        from pipeline.train.engine import import_deepspeed
+
+        import_deepspeed().init_distributed(dist_backend=backend or ("nccl" if torch.cuda.is_available() else "gloo"),
+                                   verbose=False)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def all_sum(values: list[float]) -> list[float]:
+    """Element-wise sum across ranks (float64 on CPU, so it works with gloo and NCCL alike)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return list(values)
+    dev = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor(values, dtype=torch.float64, device=dev)
+    dist.all_reduce(t)
+    return t.cpu().tolist()
+
+
+def barrier() -> None:
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def is_main() -> bool:
+    return not dist.is_initialized() or dist.get_rank() == 0

@@ -1,0 +1,101 @@
+"""Per-step training telemetry: what researchers watch to see entropy track its target.
+
+`step_metrics` turns a rollout batch and its update into flat metrics (reward, accuracy overall and per
+difficulty bucket, entropy mean/p10/p50/p90 and for correct vs wrong responses, response length,
+truncation, AER's per-bucket weights).  `StepLog` keeps the rows, rewrites `plots/train.csv` atomically
+each step (truncated on resume) and draws the entropy and coefficient curves with the target band.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from pipeline.rl.controllers import difficulty_weights
+from pipeline.train.batch import RolloutBatch
+from pipeline.utils.io import atomic_open
+
+
+def step_metrics(batch: RolloutBatch, token_entropy: list[list[float]]) -> dict[str, float]:
+    rewards = batch.rewards.tolist()
+    out = {"reward_mean": float(np.mean(rewards)), "accuracy": float(np.mean([r > 0 for r in rewards])),
+           "response_len": float(np.mean([len(r) for r in batch.response_ids])),
+           "truncation_rate": float(np.mean(batch.truncated))}
+    flat = [h for row in token_entropy for h in row]
+    if flat:
+        out["entropy"] = float(np.mean(flat))
+        for q in (10, 50, 90):
+            out[f"entropy_p{q}"] = float(np.percentile(flat, q))
+    for label, want in (("correct", True), ("wrong", False)):
+        toks = [h for row, r in zip(token_entropy, rewards) if (r > 0) == want for h in row]
+        if toks:
+            out[f"entropy_{label}"] = float(np.mean(toks))
+    weights = difficulty_weights(batch.pass_rates).tolist()
+    for bucket in sorted(set(batch.buckets)):
+        idx = [i for i, b in enumerate(batch.buckets) if b == bucket]
+        out[f"accuracy/{bucket}"] = float(np.mean([rewards[i] > 0 for i in idx]))
+        out[f"aer_weight/{bucket}"] = float(np.mean([weights[i] for i in idx]))
+    return out
+
+
+class StepLog:
+    def __init__(self, csv_path: str | Path, resume_step: int = 0) -> None:
+        self.path = Path(csv_path)
+        self.rows: list[dict] = []
+        if resume_step and self.path.is_file():
+            with open(self.path, newline="") as fh:
+                rows = [{**{k: _num(v) for k, v in r.items()}, "step": int(float(r["step"]))} for r in csv.DictReader(fh)]
+            self.rows = [r for r in rows if r["step"] < resume_step]
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+        cols = ["step"] + sorted({k for r in self.rows for k in r} - {"step"})
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=cols)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        with atomic_open(self.path) as fh:
+            fh.write(buf.getvalue())
+
+    def plot(self, out_dir: str | Path, target: Optional[float], band: Optional[tuple[float, float]]) -> list[Path]:
+        """entropy.png (with the target line or band) and coef.png; returns the written paths."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        steps = [r["step"] for r in self.rows]
+        paths = []
+        for key, name in (("entropy", "entropy.png"), ("reg/coef", "coef.png")):
+            fig, ax = plt.subplots(figsize=(6, 3.2))
+            ax.plot(steps, [r.get(key, float("nan")) for r in self.rows], label=key)
+            if key == "entropy" and band is not None:
+                ax.axhspan(band[0], band[1], alpha=0.2, color="green", label="target band")
+            if key == "entropy" and target is not None:
+                ax.axhline(target, color="green", linestyle="--", label="target")
+            ax.set_xlabel("step")
+            ax.legend()
+            fig.tight_layout()
+            path = out_dir / name
+            with atomic_open(path, "wb", encoding=None) as fh:
+                fig.savefig(fh, format="png", dpi=100)
+            plt.close(fig)
+            paths.append(path)
+        return paths
+
+
+def _num(v: str):
+    """Inverse of the CSV writer, so a resumed log rewrites earlier rows byte for byte."""
+    if v in ("", None):
+        return ""
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v

@@ -1,0 +1,75 @@
+"""The train stage end to end on the tiny model: every method, NaN skipping, and telemetry outputs."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+
+from pipeline.config import load_params
+from tests.train.helpers import make_workdir
+
+pytestmark = pytest.mark.slow
+METHODS = ["none", "grpo", "fixed", "aer", "aent", "siren", "skywork", "clip_cov", "kl_cov"]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_a_few_steps(workdir, tiny_model_dir, method):
+    from pipeline.stages import train
+
+    params = load_params(make_workdir(workdir, tiny_model_dir, **{"train.method": method}))
+    metrics = train.run(params)
+    assert metrics["method"] == method and metrics["skipped_steps"] == 0
+    rows = list(csv.DictReader(open(workdir / "plots/train.csv")))
+    assert [int(r["step"]) for r in rows] == [0, 1]
+    for key in ("reward_mean", "entropy", "entropy_p90", "clip_frac", "approx_kl", "time/rollout", "tokens_per_s"):
+        assert math.isfinite(float(rows[-1][key])), key
+    assert (workdir / "models/trained/final/model.safetensors").is_file()
+    assert (workdir / "plots/train/entropy.png").is_file()
+    if method == "aer":
+        assert float(rows[-1]["reg/target"]) == pytest.approx(0.4)
+        assert any(k.startswith("aer_weight/") for k in rows[-1])
+
+
+def test_first_update_ratio_is_exactly_one(workdir, tiny_model_dir):
+    from pipeline.stages import train
+
+    train.run(load_params(make_workdir(workdir, tiny_model_dir, **{"train.steps": 1})))
+    row = next(csv.DictReader(open(workdir / "plots/train.csv")))
+    assert float(row["ratio_mean"]) == pytest.approx(1.0, abs=1e-6) and float(row["clip_frac"]) == 0.0
+
+
+def test_nan_loss_skips_the_step_and_never_reaches_a_checkpoint(workdir, tiny_model_dir, monkeypatch):
+    from pipeline.rl.regularizers import Regularizer, RegOutput
+    from pipeline.stages import train
+
+    calls = {"n": 0}
+    original = Regularizer.term
+
+    def poisoned(self, inp):
+        out = original(self, inp)
+        calls["n"] += 1
+        if calls["n"] == 1:  # the first micro-batch of step 0
+            return RegOutput(out.term + float("nan"), out.stat_sum, out.stat_count, out.metrics)
+        return out
+
+    monkeypatch.setattr(Regularizer, "term", poisoned)
+    metrics = train.run(load_params(make_workdir(workdir, tiny_model_dir, **{"train.method": "none"})))
+    assert metrics["skipped_steps"] == 1
+    state = torch.load(workdir / "models/trained/checkpoints/step-000002/trainer_state.pt", weights_only=False)
+    assert state["skipped_steps"] == 1
+    from safetensors.torch import load_file
+
+    weights = load_file(workdir / "models/trained/final/model.safetensors")
+    assert all(torch.isfinite(t).all() for t in weights.values())
+    rows = list(csv.DictReader(open(workdir / "plots/train.csv")))
+    assert rows[0]["skipped_steps"] == "1"

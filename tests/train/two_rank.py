@@ -1,0 +1,39 @@
+"""Launched by torchrun in test_distributed.py: train, then report each rank's weight checksum."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+
+import torch
+import torch.distributed as dist
+
+from pipeline.config import load_params
+from pipeline.stages.train import build_context, resume
+from pipeline.tracking import LocalTracker
+from pipeline.train.batch import PromptSampler, shard
+from pipeline.train.distributed import init
+from pipeline.train.loop import train
+
+
+def main(params_path: str, out_path: str) -> None:
+    rank, world = init()
+    params = load_params(params_path)
+    ctx = build_context(params, LocalTracker(".tracking_fallback", f"rank{rank}"), rank, world)
+    resume(ctx)
+    last = train(ctx)
+    digest = hashlib.sha256()
+    for name, t in sorted(ctx.engine.module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(t.detach().to(torch.float64).numpy().tobytes())
+    report = [None] * world
+    first = shard(PromptSampler(ctx.sampler.problems, params.seed).next(params.train.prompts_per_step), rank, world)
+    dist.all_gather_object(report, {"rank": rank, "sha": digest.hexdigest(), "reward_mean": last["reward_mean"],
+                                    "cursor": ctx.sampler.cursor, "first_shard": [p.id for p in first]})
+    if rank == 0:
+        with open(out_path, "w") as fh:
+            json.dump(report, fh)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
