@@ -55,6 +55,7 @@ repro: install
 
 bench: install
 	$(PY) bench/entropy_memory.py
+	$(PY) bench/rollout.py
 
 # `make profile PROFILE=gpu` switches params.yaml to profiles/gpu.yaml (PROFILE=embedded switches back).
 profile:
