@@ -1,0 +1,75 @@
+"""Prefect tasks: thin wrappers that let DVC run the stages and decide what is stale.
+
+A task runs `dvc repro <stage>` (which also brings stale upstream stages up to date) or
+`dvc exp run -S key=value`; DVC's lock file is the cache, so Prefect's own result caching is off and
+a re-run never recomputes what DVC says is up to date.  Only remote transfers retry: a retried
+training run would silently double the compute and can only fail the same way again.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+STAGES = ("prepare", "base_model", "difficulty", "entropy", "train", "evaluate")
+
+
+def dvc_executable() -> str:
+    """The dvc beside the running interpreter (the project venv), else the one on PATH."""
+    local = Path(sys.executable).parent / "dvc"
+    return str(local) if local.exists() else (shutil.which("dvc") or "dvc")
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _logger():
+    """The run logger inside a flow; a plain logger when a task's `.fn` is called directly."""
+    try:
+        return get_run_logger()
+    except Exception:
+        import logging
+
+        return logging.getLogger("flows")
+
+
+def run_dvc(args: list[str], cwd: str) -> str:
+    """Run dvc with `args` in `cwd`; a failure raises with the tail of its output."""
+    proc = subprocess.run([dvc_executable(), *args], cwd=cwd, env=_env(), capture_output=True, text=True)
+    output = (proc.stdout + proc.stderr)[-4000:]
+    if proc.returncode != 0:
+        raise RuntimeError(f"dvc {' '.join(args)} failed (exit {proc.returncode}):\n{output}")
+    return output
+
+
+@task(name="dvc-repro", cache_policy=NO_CACHE, retries=0)
+def repro_stage(stage: str, repo: str = ".") -> str:
+    """Bring `stage` up to date (DVC skips it when nothing it depends on changed)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    out = run_dvc(["repro", stage], repo)
+    _logger().info("dvc repro %s:\n%s", stage, out)
+    return out
+
+
+@task(name="dvc-exp-run", cache_policy=NO_CACHE, retries=0)
+def exp_run(overrides: dict, name: str, repo: str = ".") -> str:
+    """One experiment (e.g. a method x seed cell) with params overridden by `dvc exp run -S`."""
+    args = ["exp", "run", "--name", name]
+    for key, value in overrides.items():
+        args += ["-S", f"{key}={value}"]
+    return run_dvc(args, repo)
+
+
+@task(name="dvc-push", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)
+def push(repo: str = ".", remote: str | None = None) -> str:
+    """Upload DVC-tracked outputs; network transfers are the one place a retry can help."""
+    return run_dvc(["push"] + (["-r", remote] if remote else []), repo)
