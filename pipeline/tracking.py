@@ -3,8 +3,8 @@
 `start_run(stage, ...)` yields a `Tracker` with `log_params`, `log_metrics(step=...)`, `log_artifact`
 and `set_tags`.  The default store is a sqlite file in the repository (`mlflow.db`, gitignored) so that
 `mlflow ui --backend-store-uri sqlite:///mlflow.db` browses it; `MLFLOW_TRACKING_URI` or
-`tracking.uri` points runs at a shared server.  A parent run id in `AER_PARENT_RUN_ID` nests stage runs
-under a pipeline run.  If the server cannot be reached the run goes on with a `LocalTracker` that
+`tracking.uri` points runs at a shared server.  A run opened inside another is nested under it, and a
+parent run id in `AER_PARENT_RUN_ID` nests stage runs (other processes) under a pipeline run.  If the server cannot be reached the run goes on with a `LocalTracker` that
 writes the same calls to `.tracking_fallback/` and warns; tracking never stops training.
 """
 from __future__ import annotations
@@ -32,7 +32,8 @@ def git_sha() -> str:
 
 
 def resolve_uri(configured: Optional[str] = None) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or configured or f"sqlite:///{Path(DEFAULT_DB).resolve()}"
+    """An explicit URI (tracking.uri) wins, then $MLFLOW_TRACKING_URI, then the repo's sqlite file."""
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(DEFAULT_DB).resolve()}"
 
 
 def _server_reachable(uri: str, timeout: float = 3.0) -> bool:
@@ -161,20 +162,27 @@ def start_run(stage: str, *, experiment: str = "aer-pipeline", uri: Optional[str
         return
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
+    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)  # also writes $MLFLOW_TRACKING_URI; restored below
     exp_id = _experiment_id(mlflow, experiment)
-    parent = os.environ.get("AER_PARENT_RUN_ID")
+    active = mlflow.active_run()
+    parent = active.info.run_id if active is not None else os.environ.get("AER_PARENT_RUN_ID")
     all_tags = {"stage": stage, "git_sha": git_sha(), "dvc_stage": os.environ.get("DVC_STAGE", stage),
                 **(tags or {})}
     if parent:
         all_tags["mlflow.parentRunId"] = parent
     status = "FINISHED"
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name or stage,
-                          tags={k: str(v) for k, v in all_tags.items()}) as run:
-        try:
-            yield MlflowTracker(mlflow, run)
-        except BaseException:
-            status = "FAILED"
-            raise
-        finally:
-            mlflow.end_run(status=status)
+    # Not `with start_run(...)`: its exit would end the run a second time, which ends the parent too.
+    run = mlflow.start_run(experiment_id=exp_id, run_name=run_name or stage, nested=active is not None,
+                           tags={k: str(v) for k, v in all_tags.items()})
+    try:
+        yield MlflowTracker(mlflow, run)
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        mlflow.end_run(status=status)
+        if saved_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_env

@@ -215,6 +215,8 @@ class TrainCfg:
     checkpoint_every: int = fld(10, ge=1)
     resume: Literal["auto", "never"] = "auto"
     out_dir: str = "models/trained"
+    log_dir: str = "plots"                       # train.csv and train/*.png go here
+    metrics_file: str = "metrics/train.json"
     deepspeed: DeepSpeedCfg = fld(factory=DeepSpeedCfg)
 
 
@@ -237,6 +239,28 @@ class EvalCfg:
     max_new_tokens: int = fld(96, ge=1)
     bootstrap: int = fld(1000, ge=0)
     out_dir: str = "data/eval"
+    metrics_file: str = "metrics/eval.json"
+    models: tuple[Literal["base", "trained"], ...] = ("base", "trained")
+
+
+@dataclass(frozen=True)
+class SweepMethodCfg:
+    """One column of the method comparison: a name, the entropy method and optional Clip-Higher bound."""
+    name: str
+    method: Literal["none", "grpo", "fixed", "aer", "aent", "siren", "skywork", "clip_cov", "kl_cov"]
+    clip_high: Optional[float] = fld(None, gt=0.0)
+
+
+@dataclass(frozen=True)
+class CompareCfg:
+    methods: tuple[SweepMethodCfg, ...] = fld(factory=lambda: tuple(
+        SweepMethodCfg(n, m, c) for n, m, c in (("grpo", "none", None), ("fixed", "fixed", None), ("aer", "aer", None),
+                                                ("aent", "aent", None), ("siren", "siren", None),
+                                                ("clip_higher", "none", 0.28))))
+    seeds: tuple[int, ...] = (1, 2, 3)
+    steps: Optional[int] = fld(None, ge=1, fix="null trains as long as train.steps")
+    runs_dir: str = "runs"
+    out_dir: str = "reports"
 
 
 @dataclass(frozen=True)
@@ -257,6 +281,7 @@ class Params:
     train: TrainCfg = fld(factory=TrainCfg)
     rollout: RolloutCfg = fld(factory=RolloutCfg)
     eval: EvalCfg = fld(factory=EvalCfg)
+    compare: CompareCfg = fld(factory=CompareCfg)
     tracking: TrackingCfg = fld(factory=TrackingCfg)
 
 
@@ -309,6 +334,9 @@ def validate_params(p: Params, source: str = "params.yaml") -> None:
     if not p.data.synthetic.enabled and not p.data.sources:
         _bad(source, "data.sources", [], "is empty while data.synthetic.enabled is false",
              "enable the synthetic task family or list at least one source")
+    sweep = [m.name for m in p.compare.methods]
+    if len(set(sweep)) != len(sweep):
+        _bad(source, "compare.methods", sweep, "repeats a name", "give every compared method its own name")
     names = [b.name for b in p.eval.benchmarks]
     if len(set(names)) != len(names):
         _bad(source, "eval.benchmarks", names, "lists a benchmark twice", "list each benchmark once")

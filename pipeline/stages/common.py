@@ -28,11 +28,26 @@ def numeric_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
+def parse_overrides(argv: list[str]) -> dict:
+    """`--set key=value` pairs (values parsed as YAML, so lists and numbers work)."""
+    import yaml
+
+    out, it = {}, iter(argv)
+    for arg in it:
+        if arg != "--set":
+            raise ConfigError(f"command line: unexpected argument {arg!r}. Fix: use --set key=value")
+        key, sep, value = next(it, "").partition("=")
+        if not sep:
+            raise ConfigError(f"command line: --set {key!r} has no '='. Fix: use --set key=value")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def main_guard(fn) -> None:
     """Run a stage main; config and input errors print one clear line and exit 2 (no traceback)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        fn(load_params())
+        fn(load_params(overrides=parse_overrides(sys.argv[1:])))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

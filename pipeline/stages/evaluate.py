@@ -24,7 +24,6 @@ from pipeline.rollout.types import SamplingConfig
 from pipeline.stages.common import engine_from_params, load_problems, main_guard, numeric_metrics, stage_run
 from pipeline.utils.io import write_json, write_jsonl
 
-METRICS = Path("metrics/eval.json")
 HEADLINE = ("avg@n", "pass@1", "maj@1")
 
 
@@ -70,14 +69,15 @@ def headline(results: dict) -> dict:
 
 def run(params: Params) -> dict:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    models = {"base": params.model.name_or_path, "trained": str(Path(params.train.out_dir) / "final")}
+    paths = {"base": params.model.name_or_path, "trained": str(Path(params.train.out_dir) / "final")}
     with stage_run("evaluate", params) as tracker:
-        summary = {label: headline(evaluate_model(params, label, path, tracker)) for label, path in models.items()}
-        summary["delta"] = {b: {k: summary["trained"][b][k] - summary["base"][b][k] for k in summary["base"][b]}
-                            for b in summary["base"]}
-        write_json(METRICS, summary)
-        tracker.log_artifact(METRICS)
-    for b, d in summary["delta"].items():
+        summary = {label: headline(evaluate_model(params, label, paths[label], tracker)) for label in params.eval.models}
+        if {"base", "trained"} <= set(summary):
+            summary["delta"] = {b: {k: summary["trained"][b][k] - summary["base"][b][k] for k in summary["base"][b]}
+                                for b in summary["base"]}
+        write_json(params.eval.metrics_file, summary)
+        tracker.log_artifact(params.eval.metrics_file)
+    for b, d in summary.get("delta", {}).items():
         print(f"evaluate[{b}]: " + ", ".join(f"{k} {summary['base'][b][k]:.3f} -> {summary['trained'][b][k]:.3f}"
                                               for k in HEADLINE if k in d))
     return summary

@@ -27,9 +27,6 @@ from pipeline.train.telemetry import StepLog
 from pipeline.train.update import UpdateSettings
 from pipeline.utils.io import atomic_dir, read_json, read_jsonl, write_json
 
-METRICS, CSV, PLOTS = Path("metrics/train.json"), Path("plots/train.csv"), Path("plots/train")
-
-
 def regularizer_from_params(params: Params, h0: dict):
     """Map params.yaml to the regularizer's explicit keyword arguments."""
     e, method = params.entropy, params.train.method
@@ -70,7 +67,7 @@ def build_context(params: Params, tracker, rank: int, world: int) -> TrainContex
     settings = UpdateSettings(t.micro_batch_size, t.updates_per_batch, t.clip_low, t.clip_high, t.agg_mode,
                               t.max_new_tokens, t.temperature, params.entropy.measure.chunk_size, world, ds.zero_stage)
     ctx = TrainContext(params, engine, None, tokenizer, PromptSampler(problems, params.seed),
-                       rates, reg, settings, StepLog(CSV), tracker, rank, world,
+                       rates, reg, settings, StepLog(Path(t.log_dir) / "train.csv"), tracker, rank, world,
                        ckpt_dir=str(Path(t.out_dir) / "checkpoints"), samples_path=str(Path(t.out_dir) / "samples.jsonl"))
     ctx.rollout = engine_from_params(params, engine.module, tokenizer)
     ctx.fingerprint = fingerprint(params)
@@ -101,7 +98,7 @@ def resume(ctx: TrainContext) -> None:
     state = checkpoint.load(ctx.engine, last)
     ctx.start_step, ctx.sampler.cursor, ctx.skipped_steps = state["step"], state["cursor"], state["skipped_steps"]
     ctx.reg.load_state_dict(state["regularizer"])
-    ctx.log = StepLog(CSV, resume_step=ctx.start_step)
+    ctx.log = StepLog(Path(ctx.params.train.log_dir) / "train.csv", resume_step=ctx.start_step)
     if ctx.rollout.backend != "hf":
         ctx.rollout.sync_weights(full_state_dict(ctx.engine, ctx.settings.zero_stage))
     print(f"train: resumed from {last} at step {ctx.start_step}")
@@ -121,8 +118,10 @@ def finish(ctx: TrainContext, tracker) -> dict:
     band = (aent.h_low, aent.h_high) if ctx.params.train.method == "aent" else None
     metrics = {**{k: v for k, v in ctx.last.items() if isinstance(v, (int, float))},
                "method": ctx.params.train.method, "target_entropy": target, "skipped_steps": ctx.skipped_steps}
-    write_json(METRICS, metrics)
-    for path in ctx.log.plot(PLOTS, target, band) + [METRICS, CSV, Path(ctx.samples_path)]:
+    t = ctx.params.train
+    write_json(t.metrics_file, metrics)
+    for path in ctx.log.plot(Path(t.log_dir) / "train", target, band) + [Path(t.metrics_file), ctx.log.path,
+                                                                          Path(ctx.samples_path)]:
         if Path(path).exists():
             tracker.log_artifact(path)
     return metrics

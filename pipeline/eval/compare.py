@@ -1,0 +1,87 @@
+"""Method comparison: aggregate method x seed runs into a table with CIs over seeds, and curves.
+
+For each method: final entropy / H0, held-out accuracy overall and per difficulty level, pass@k and
+maj@k (all from the trained model's evaluation), as mean and 95% Student-t interval over seeds; the
+step curves (entropy, coefficient, accuracy) are averaged over seeds.  The report says plainly
+whether each method beats GRPO (CI of the difference in means excluding zero) or not.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from pipeline.utils.io import read_json
+
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def mean_ci(values: list[float]) -> dict:
+    v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float)
+    if v.size == 0:
+        return {"mean": None, "ci95": [None, None], "n": 0}
+    if v.size == 1:
+        return {"mean": float(v[0]), "ci95": [float(v[0]), float(v[0])], "n": 1}
+    half = _T95.get(v.size - 1, 1.96) * v.std(ddof=1) / math.sqrt(v.size)
+    return {"mean": float(v.mean()), "ci95": [float(v.mean() - half), float(v.mean() + half)], "n": int(v.size)}
+
+
+def load_run(run_dir: Path, benchmark: str) -> dict:
+    with open(run_dir / "train.csv", newline="") as fh:
+        curve = [{k: float(v) if v not in ("", None) else float("nan") for k, v in r.items()} for r in csv.DictReader(fh)]
+    ev = read_json(run_dir / "eval" / "trained" / benchmark / "metrics.json")
+    return {"curve": curve, "eval": ev}
+
+
+def summarise_method(runs: list[dict], h0: float) -> dict:
+    row = {"final_entropy_over_h0": mean_ci([r["curve"][-1].get("entropy", float("nan")) / h0 for r in runs])}
+    metrics = [k for k in runs[0]["eval"] if "@" in k]
+    for k in metrics:
+        row[k] = mean_ci([r["eval"][k]["mean"] for r in runs])
+    for level in sorted(runs[0]["eval"].get("by_level", {})):
+        row[f"avg@n/level{level}"] = mean_ci([r["eval"]["by_level"][level]["avg@n"]["mean"] for r in runs])
+    return row
+
+
+def beats(a: list[float], b: list[float]) -> Optional[bool]:
+    """True/False when the CI of mean(a) - mean(b) excludes 0 above/below; None when it contains 0."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    diff = np.mean(a) - np.mean(b)
+    se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+    half = _T95.get(min(len(a), len(b)) - 1, 1.96) * se
+    if diff - half > 0:
+        return True
+    if diff + half < 0:
+        return False
+    return None
+
+
+def mean_curve(runs: list[dict], key: str) -> tuple[list[float], list[float]]:
+    steps = [r["step"] for r in runs[0]["curve"]]
+    values = [float(np.nanmean([run["curve"][i].get(key, float("nan")) for run in runs if i < len(run["curve"])]))
+              if any(key in run["curve"][i] for run in runs if i < len(run["curve"])) else float("nan")
+              for i in range(len(steps))]
+    return steps, values
+
+
+def render_markdown(table: dict, verdicts: dict, h0: float, benchmark: str) -> str:
+    cols = ["final_entropy_over_h0", "avg@n", "pass@1", "maj@1"] + sorted(
+        {k for row in table.values() for k in row if k.startswith(("pass@", "maj@", "avg@n/level"))} -
+        {"pass@1", "maj@1"})
+    lines = [f"# Method comparison ({benchmark}; H0 = {h0:.4f} nats/token)", "",
+             "Mean over seeds with 95% Student-t intervals. `vs GRPO` compares held-out avg@n: better / worse when "
+             "the interval of the difference excludes zero, else 'no difference shown'.", "",
+             "| method | vs GRPO | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    for name, row in table.items():
+        cells = []
+        for c in cols:
+            m = row.get(c)
+            cells.append("—" if not m or m["mean"] is None else f"{m['mean']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]")
+        v = verdicts.get(name)
+        verdict = "baseline" if v == "baseline" else {True: "better", False: "worse", None: "no difference shown"}[v]
+        lines.append(f"| {name} | {verdict} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,92 @@
+"""Tracking: a real MLflow server on loopback (metrics and artifacts checked over REST) and the
+fallback when the server is down (the run continues, warns, and writes locally)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pipeline import tracking
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_server_down_run_continues_with_warning(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = f"http://127.0.0.1:{_free_port()}"
+    with pytest.warns(RuntimeWarning, match="unreachable"):
+        with tracking.start_run("prepare", uri=url) as t:
+            t.log_params({"a": 1})
+            t.log_metrics({"loss": 0.5}, step=3)
+            (tmp_path / "out.txt").write_text("x")
+            t.log_artifact(tmp_path / "out.txt")
+    events = [json.loads(line) for f in (tmp_path / ".tracking_fallback").rglob("events.jsonl") for line in open(f)]
+    assert {"kind": "metrics", "step": 3, "metrics": {"loss": 0.5}}.items() <= events[1].items()
+
+
+def test_nested_runs_and_sanitised_names(tmp_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    with tracking.start_run("parent", uri=uri) as parent:
+        with tracking.start_run("child", uri=uri) as child:
+            child.log_metrics({"acc/0.00-0.25 (hard)": 1.0})
+    client = mlflow.MlflowClient(uri)
+    run = client.get_run(child.run_id)
+    assert run.data.tags["mlflow.parentRunId"] == parent.run_id
+    assert run.data.metrics == {"acc/0.00-0.25 _hard_": 1.0}
+    assert client.get_run(parent.run_id).info.status == "FINISHED"
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_real_mlflow_server_receives_a_stage_run(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    mlflow_bin = str(Path(sys.executable).parent / "mlflow")
+    server = subprocess.Popen([mlflow_bin, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+                               "--backend-store-uri", f"sqlite:///{tmp_path / 'srv.db'}",
+                               "--artifacts-destination", str(tmp_path / "artifacts")],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url + "/health", timeout=2)
+                break
+            except Exception:
+                assert server.poll() is None, "mlflow server exited"
+                time.sleep(0.5)
+        art = tmp_path / "metrics.json"
+        art.write_text('{"n": 1}')
+        with tracking.start_run("prepare", uri=url) as t:
+            t.log_params({"seed": 1})
+            t.log_metrics({"n_train": 42.0}, step=0)
+            t.log_artifact(art)
+        with urllib.request.urlopen(f"{url}/api/2.0/mlflow/runs/get?run_id={t.run_id}", timeout=10) as r:
+            run = json.load(r)["run"]
+        assert {"key": "n_train", "value": 42.0} in [{k: m[k] for k in ("key", "value")} for m in run["data"]["metrics"]]
+        with urllib.request.urlopen(f"{url}/api/2.0/mlflow/artifacts/list?run_id={t.run_id}", timeout=10) as r:
+            files = [f["path"] for f in json.load(r).get("files", [])]
+        assert "metrics.json" in files
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    assert server.poll() is not None
