@@ -28,7 +28,8 @@ export VLLM_CPU_KVCACHE_SPACE := 1
 export DS_BUILD_OPS := 0
 export DS_ACCELERATOR := $(if $(HAS_CUDA),cuda,cpu)
 
-.PHONY: install test repro bench profile clean-venv
+.PHONY: install test repro compare bench profile prefect-server serve-flows mlflow-ui clean-venv
+CRON ?= 0 2 * * *
 
 install: $(STAMP)
 
@@ -50,8 +51,23 @@ endif
 test: install
 	$(PY) -m pytest -q --timeout 900
 
+# One MLflow parent run per `make repro`, with every stage run nested under it.
 repro: install
-	$(VENV)/bin/dvc repro
+	$(PY) -m pipeline.tracking wrap dvc-repro -- $(VENV)/bin/dvc repro dvc.yaml
+
+# The method x seed comparison (comparison/dvc.yaml): reports/comparison.{md,json} and curves.
+compare: install
+	$(PY) -m pipeline.tracking wrap compare -- $(VENV)/bin/dvc repro comparison/dvc.yaml
+
+# Prefect: a local server, and the flows served to it on a schedule (see README).
+prefect-server: install
+	$(VENV)/bin/prefect server start --host 127.0.0.1
+
+serve-flows: install
+	PREFECT_API_URL=http://127.0.0.1:4200/api $(PY) -m flows.serve --cron "$(CRON)"
+
+mlflow-ui: install
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 bench: install
 	$(PY) bench/entropy_memory.py

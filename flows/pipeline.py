@@ -9,7 +9,7 @@ import argparse
 
 from prefect import flow
 
-from flows.tasks import STAGES, exp_run, push, repro_stage
+from flows.tasks import STAGES, exp_run, push, repro_stage, tracking_cli
 
 SWEEP_METHODS = ("none", "fixed", "aer", "aent", "siren")
 SWEEP_SEEDS = (1, 2, 3)
@@ -17,11 +17,19 @@ SWEEP_SEEDS = (1, 2, 3)
 
 @flow(name="aer-pipeline", log_prints=True)
 def pipeline_flow(stages: list[str] = list(STAGES), repo: str = ".", push_outputs: bool = False) -> list[str]:
-    """prepare -> base_model -> difficulty -> entropy -> train -> evaluate, each via `dvc repro`."""
-    outputs = [repro_stage(stage, repo) for stage in stages]
-    if push_outputs:
-        push(repo)
-    return outputs
+    """prepare -> base_model -> difficulty -> entropy -> train -> evaluate, each via `dvc repro`, with
+    their MLflow runs nested under one parent run for this flow run."""
+    parent = tracking_cli(["open", "prefect-pipeline"], repo) or None
+    status = "FAILED"
+    try:
+        outputs = [repro_stage(stage, repo, parent) for stage in stages]
+        if push_outputs:
+            push(repo)
+        status = "FINISHED"
+        return outputs
+    finally:
+        if parent:
+            tracking_cli(["close", parent, status], repo)
 
 
 @flow(name="aer-sweep", log_prints=True)

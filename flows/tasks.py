@@ -25,9 +25,11 @@ def dvc_executable() -> str:
     return str(local) if local.exists() else (shutil.which("dvc") or "dvc")
 
 
-def _env() -> dict:
+def _env(parent_run: str | None = None) -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if parent_run:
+        env["AER_PARENT_RUN_ID"] = parent_run  # stage runs nest under the flow's MLflow run
     return env
 
 
@@ -41,21 +43,31 @@ def _logger():
         return logging.getLogger("flows")
 
 
-def run_dvc(args: list[str], cwd: str) -> str:
+def run_dvc(args: list[str], cwd: str, parent_run: str | None = None) -> str:
     """Run dvc with `args` in `cwd`; a failure raises with the tail of its output."""
-    proc = subprocess.run([dvc_executable(), *args], cwd=cwd, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run([dvc_executable(), *args], cwd=cwd, env=_env(parent_run), capture_output=True, text=True)
     output = (proc.stdout + proc.stderr)[-4000:]
     if proc.returncode != 0:
         raise RuntimeError(f"dvc {' '.join(args)} failed (exit {proc.returncode}):\n{output}")
     return output
 
 
+def tracking_cli(args: list[str], repo: str) -> str:
+    """The library's tracking CLI in a subprocess (flows/ never imports the library or torch)."""
+    proc = subprocess.run([sys.executable, "-m", "pipeline.tracking", *args], cwd=repo, env=_env(),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        _logger().warning("tracking %s failed: %s", args[0], proc.stderr[-2000:])
+        return ""
+    return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+
+
 @task(name="dvc-repro", cache_policy=NO_CACHE, retries=0)
-def repro_stage(stage: str, repo: str = ".") -> str:
+def repro_stage(stage: str, repo: str = ".", parent_run: str | None = None) -> str:
     """Bring `stage` up to date (DVC skips it when nothing it depends on changed)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
-    out = run_dvc(["repro", stage], repo)
+    out = run_dvc(["repro", stage], repo, parent_run)
     _logger().info("dvc repro %s:\n%s", stage, out)
     return out
 

@@ -186,3 +186,52 @@ def start_run(stage: str, *, experiment: str = "aer-pipeline", uri: Optional[str
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = saved_env
+
+
+def open_parent(name: str, *, experiment: str = "aer-pipeline", uri: Optional[str] = None) -> Optional[str]:
+    """Start a parent run (left open) and return its id; None when the server is unreachable."""
+    uri = resolve_uri(uri)
+    if not _server_reachable(uri):
+        warnings.warn(f"MLflow server {uri} is unreachable; no parent run", RuntimeWarning, stacklevel=2)
+        return None
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    mlflow.set_tracking_uri(uri)
+    run = client.create_run(_experiment_id(mlflow, experiment), run_name=name,
+                            tags={"git_sha": git_sha(), "kind": "pipeline"})
+    return run.info.run_id
+
+
+def close_parent(run_id: str, status: str = "FINISHED", uri: Optional[str] = None) -> None:
+    import mlflow
+
+    mlflow.MlflowClient(resolve_uri(uri)).set_terminated(run_id, status=status)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """`python -m pipeline.tracking wrap NAME -- CMD...`: run CMD with its stage runs nested under a new
+    parent run; `open NAME` prints a parent run id; `close RUN_ID [STATUS]` ends it."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["open"] and len(args) == 2:
+        print(open_parent(args[1]) or "")
+        return 0
+    if args[:1] == ["close"] and len(args) in (2, 3):
+        close_parent(args[1], args[2] if len(args) == 3 else "FINISHED")
+        return 0
+    if args[:1] == ["wrap"] and "--" in args:
+        name, cmd = args[1], args[args.index("--") + 1:]
+        run_id = open_parent(name)
+        env = {**os.environ, **({"AER_PARENT_RUN_ID": run_id} if run_id else {})}
+        rc = subprocess.run(cmd, env=env).returncode
+        if run_id:
+            close_parent(run_id, "FINISHED" if rc == 0 else "FAILED")
+        return rc
+    print("usage: python -m pipeline.tracking (wrap NAME -- CMD... | open NAME | close RUN_ID [STATUS])")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -90,3 +90,21 @@ def test_real_mlflow_server_receives_a_stage_run(tmp_path):
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
     assert server.poll() is not None
+
+
+def test_wrap_nests_a_subprocess_stage_run_under_a_parent(tmp_path, monkeypatch):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'w.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    child = ("from pipeline import tracking\n"
+             "with tracking.start_run('prepare') as t:\n"
+             "    t.log_metrics({'x': 1.0})\n")
+    rc = tracking.main(["wrap", "dvc-repro", "--", sys.executable, "-c", child])
+    assert rc == 0
+    client = mlflow.MlflowClient(uri)
+    exp = client.get_experiment_by_name("aer-pipeline")
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    assert runs["prepare"].data.tags["mlflow.parentRunId"] == runs["dvc-repro"].info.run_id
+    assert runs["dvc-repro"].info.status == "FINISHED" and runs["dvc-repro"].data.tags["git_sha"]
+    assert tracking.main(["wrap", "failing", "--", sys.executable, "-c", "raise SystemExit(3)"]) == 3

@@ -22,6 +22,9 @@ class PackedBatch:
     attention_mask: torch.Tensor
     response_mask: torch.Tensor
 
+    def to(self, device) -> "PackedBatch":
+        return PackedBatch(self.input_ids.to(device), self.attention_mask.to(device), self.response_mask.to(device))
+
 
 def pack(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]], pad_id: int) -> PackedBatch:
     width = max(len(p) + len(r) for p, r in zip(prompts, responses))
@@ -40,12 +43,13 @@ def response_logprobs_entropy(model, batch: PackedBatch, *, temperature: float =
                               with_logits: bool = False
                               ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """-> logprobs [B,L-1], entropy [B,L-1] (zero off the response mask) and, if asked, logits [B,L-1,V]."""
-    dev = batch.input_ids.device
+    weight = model.get_output_embeddings().weight
+    batch = batch.to(weight.device)
+    dev = weight.device
     out = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
     hidden = out.last_hidden_state[:, :-1]
-    weight = model.get_output_embeddings().weight
     targets = batch.input_ids[:, 1:]
-    m = batch.response_mask.to(dev)
+    m = batch.response_mask
     lp_sel, ent_sel = fused_logprob_entropy(hidden[m], weight, targets[m], temperature=temperature,
                                             chunk_size=chunk_size)
     logprobs = torch.zeros(m.shape, dtype=lp_sel.dtype, device=dev).masked_scatter(m, lp_sel)

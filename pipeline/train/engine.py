@@ -46,7 +46,7 @@ def initialize(model, config: dict):
 
 
 def full_state_dict(engine, zero_stage: int) -> dict:
-    """The full (consolidated) state dict on every rank; ZeRO-3 gathers the partitions."""
-    if zero_stage == 3:
-        return engine._zero3_consolidated_16bit_state_dict()
+    """The full state dict on every rank.  ZeRO <= 2 keeps whole parameters on each rank (only optimizer
+    state and gradients are partitioned), so the module's own state dict is already consolidated."""
+    del zero_stage  # ZeRO-3 is refused at config validation (see schema.DeepSpeedCfg)
     return engine.module.state_dict()

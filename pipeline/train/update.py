@@ -78,10 +78,11 @@ def _micro_loss(model, b: RolloutBatch, pb, old: torch.Tensor, reg: Regularizer,
     """One micro-batch: forward, clipped loss + regularizer, normalised to the global mini-batch."""
     lp, ent, logits = response_logprobs_entropy(model, pb, temperature=s.temperature, chunk_size=s.chunk_size,
                                                 with_logits=reg.needs_logits)
-    m = pb.response_mask
-    per_tok, diag = policy_token_losses(lp, old, b.advantages, m, clip_low=s.clip_low, clip_high=s.clip_high)
+    m, dev = pb.response_mask.to(lp.device), lp.device
+    adv, rates = b.advantages.to(dev), b.pass_rates.to(dev)
+    per_tok, diag = policy_token_losses(lp, old, adv, m, clip_low=s.clip_low, clip_high=s.clip_high)
     out = reg.term(RegInputs(entropy=ent, mask=m, agg_mode=s.agg_mode, max_len=s.max_len, logprobs=lp,
-                             old_logprobs=old, advantages=b.advantages, logits=logits, pass_rates=b.pass_rates))
+                             old_logprobs=old, advantages=adv, logits=logits, pass_rates=rates))
     weight = _denominator(m, s.agg_mode) / max(global_den, 1.0) * s.world_size
     return regularized_loss(per_tok, m, out, s.agg_mode, s.max_len) * weight, out, diag, ent, m
 

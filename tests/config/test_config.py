@@ -35,6 +35,7 @@ def test_params_are_frozen():
     ("model.tiny.num_heads", 4, "head size 16 < 32"),
     ("entropy.aer.alpha_init", 0.5, "outside [alpha_min, alpha_max]"),
     ("model.prompt_template", "Q:", "no {problem} placeholder"),
+    ("train.deepspeed.zero_stage", 3, "ZeRO-3 is not supported yet"),
 ])
 def test_bad_values_name_key_and_fix(dotted, value, needle):
     with pytest.raises(ConfigError) as err:

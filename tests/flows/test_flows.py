@@ -72,3 +72,19 @@ def test_flows_import_without_torch():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_flow_run_opens_and_closes_a_parent_tracking_run(toy_repo, monkeypatch):
+    import mlflow
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.pipeline import pipeline_flow
+
+    uri = f"sqlite:///{toy_repo / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    with prefect_test_harness():
+        pipeline_flow(stages=["prepare"], repo=str(toy_repo))
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("aer-pipeline").experiment_id])
+    assert [r.info.run_name for r in runs] == ["prefect-pipeline"] and runs[0].info.status == "FINISHED"
