@@ -143,17 +143,12 @@ def start_run(stage: str, *, experiment: str = "aer-pipeline", uri: Optional[str
               enabled: bool = True, tags: Optional[Mapping[str, Any]] = None,
               run_name: Optional[str] = None) -> Iterator[Tracker]:
     """Open a tracked run for `stage`; nested under $AER_PARENT_RUN_ID when set."""
-    if not enabled:
-        tracker = LocalTracker(".tracking_fallback", stage)
-        try:
-            yield tracker
-        finally:
-            tracker.close()
-        return
     uri = resolve_uri(uri)
-    if not _server_reachable(uri):
+    reachable = enabled and _server_reachable(uri)
+    if enabled and not reachable:
         warnings.warn(f"MLflow server {uri} is unreachable; stage '{stage}' logs to .tracking_fallback/ "
                       "and continues", RuntimeWarning, stacklevel=3)
+    if not reachable:
         tracker = LocalTracker(".tracking_fallback", stage)
         try:
             yield tracker

@@ -17,9 +17,8 @@ from typing import Optional
 
 import torch
 
-from pipeline.rl.controllers import (AEntController, AERController, SkyworkController, StepGuard,
-                                     difficulty_weights)
-from pipeline.rl.entropy import clamped_entropy, nucleus_entropy
+from pipeline.rl.controllers import AEntController, AERController, StepGuard, difficulty_weights
+from pipeline.rl.entropy import clamped_entropy
 from pipeline.rl.losses import aggregate, masked
 
 

@@ -17,7 +17,7 @@ from pipeline.data.prompts import format_prompt
 from pipeline.data.schema import Problem, normalize_text
 from pipeline.models.tiny import build_tiny_model, encode_examples, save_model, sft_train
 from pipeline.models.tokenizer import train_tokenizer
-from pipeline.stages.common import main_guard, numeric_metrics, stage_run
+from pipeline.stages.common import main_guard, record_metrics, stage_run
 from pipeline.utils.io import atomic_dir, read_jsonl, write_json
 
 METRICS = Path("metrics/base_model.json")
@@ -62,9 +62,7 @@ def run(params: Params) -> dict:
                    "vocab_size": len(tokenizer), "n_sft_examples": len(examples),
                    "final_sft_loss": history[-1]["loss"] if history else None,
                    "seconds": round(time.time() - start, 1)}
-        write_json(METRICS, metrics)
-        tracker.log_metrics(numeric_metrics(metrics))
-        tracker.log_artifact(METRICS)
+        record_metrics(tracker, METRICS, metrics)
     print(f"base_model: {metrics['n_params']} parameters, final SFT loss {metrics['final_sft_loss']}, "
           f"{metrics['seconds']} s -> {out}")
     return metrics

@@ -19,6 +19,15 @@ def stage_run(stage: str, params: Params) -> Iterator[tracking.Tracker]:
         yield tracker
 
 
+def record_metrics(tracker: tracking.Tracker, path, metrics: dict) -> None:
+    """Write a stage's metrics file atomically and log its numbers and the file to the tracker."""
+    from pipeline.utils.io import write_json
+
+    write_json(path, metrics)
+    tracker.log_metrics(numeric_metrics(metrics))
+    tracker.log_artifact(path)
+
+
 def numeric_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
     """The numeric leaves of a nested metrics dict, flattened with dots (for the tracker)."""
     out = {}

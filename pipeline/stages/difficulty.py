@@ -10,8 +10,8 @@ from pipeline.config import Params
 from pipeline.measure.difficulty import estimate
 from pipeline.models.loading import load_policy
 from pipeline.rollout.types import SamplingConfig
-from pipeline.stages.common import engine_from_params, load_problems, main_guard, numeric_metrics, stage_run
-from pipeline.utils.io import write_json, write_jsonl
+from pipeline.stages.common import engine_from_params, load_problems, main_guard, record_metrics, stage_run
+from pipeline.utils.io import write_jsonl
 
 METRICS = Path("metrics/difficulty.json")
 PLOT = Path("plots/difficulty_hist.png")
@@ -49,10 +49,8 @@ def run(params: Params) -> dict:
                                  drop_never_solved=d.drop_never_solved)
         engine.close()
         write_jsonl(d.out, rows)
-        write_json(METRICS, metrics)
+        record_metrics(tracker, METRICS, metrics)
         histogram_png(rows, PLOT)
-        tracker.log_metrics(numeric_metrics(metrics))
-        tracker.log_artifact(METRICS)
         tracker.log_artifact(PLOT)
     print(f"difficulty: {metrics['n_prompts']} prompts, mean pass rate {metrics['mean_pass_rate']:.3f}, "
           f"buckets {metrics['bucket_counts']}, verifier {metrics['verifier_status']}")

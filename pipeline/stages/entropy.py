@@ -12,7 +12,7 @@ from pipeline.measure.initial_entropy import measure
 from pipeline.models.loading import load_policy
 from pipeline.rl.baselines import Siren
 from pipeline.rollout.types import SamplingConfig
-from pipeline.stages.common import engine_from_params, load_problems, main_guard, numeric_metrics, stage_run
+from pipeline.stages.common import engine_from_params, load_problems, main_guard, record_metrics, stage_run
 from pipeline.utils.io import read_jsonl, write_json
 from pipeline.utils.seeding import derive_seed
 
@@ -38,9 +38,7 @@ def run(params: Params) -> dict:
                          aent_clamp_p=params.entropy.aent.clamp_p)
         engine.close()
         write_json(m.out, result)
-        write_json(METRICS, result)
-        tracker.log_metrics(numeric_metrics(result))
-        tracker.log_artifact(METRICS)
+        record_metrics(tracker, METRICS, result)
     print(f"entropy: H0 = {result['h0']:.4f} nats/token (95% CI {result['h0_ci95'][0]:.4f}-{result['h0_ci95'][1]:.4f}) "
           f"over {result['n_tokens']} tokens; SIREN anchor {result.get('siren_anchor')}")
     return result

@@ -7,8 +7,8 @@ from pathlib import Path
 from pipeline.config import Params
 from pipeline.data.prepare import prepare
 from pipeline.data.sources import SourceError
-from pipeline.stages.common import main_guard, numeric_metrics, stage_run
-from pipeline.utils.io import write_json, write_jsonl
+from pipeline.stages.common import main_guard, record_metrics, stage_run
+from pipeline.utils.io import write_jsonl
 
 METRICS = Path("metrics/prepare.json")
 
@@ -24,9 +24,7 @@ def run(params: Params) -> dict:
         write_jsonl(out / "train.jsonl", (p.to_row() for p in result.train))
         write_jsonl(out / "eval.jsonl", (p.to_row() for p in result.eval))
         write_jsonl(out / "bad_rows.jsonl", (b.to_row() for b in result.bad_rows))
-        write_json(METRICS, result.metrics)
-        tracker.log_metrics(numeric_metrics(result.metrics))
-        tracker.log_artifact(METRICS)
+        record_metrics(tracker, METRICS, result.metrics)
         tracker.log_artifact(out / "bad_rows.jsonl")
     for b in result.bad_rows[:20]:
         print(f"bad row: {b.file}:{b.row}: {b.reason}", file=sys.stderr)

@@ -33,7 +33,7 @@ def test_params_are_frozen():
     ("train.scale_by_std", "yes", "must be true or false"),
     ("difficulty.bucket_edges", [0.5, 0.25], "must be strictly increasing"),
     ("model.tiny.num_heads", 4, "head size 16 < 32"),
-    ("entropy.aer.alpha_init", 0.5, "outside [alpha_min, alpha_max]"),
+    ("entropy.aer.alpha_init", 0.9, "outside [alpha_min, alpha_max]"),
     ("model.prompt_template", "Q:", "no {problem} placeholder"),
     ("train.deepspeed.zero_stage", 3, "ZeRO-3 is not supported yet"),
 ])

@@ -15,11 +15,9 @@ def make_workdir(root: Path, model_dir: Path, **overrides) -> Path:
     problems = synthetic.generate(0, "train", [1, 2, 3], 8)
     (root / "data/prepared").mkdir(parents=True, exist_ok=True)
     (root / "data/prepared/train.jsonl").write_text("".join(json.dumps(p.to_row()) + "\n" for p in problems))
-    rates = [{"id": p.id, "n": 4, "correct": i % 5, "pass_rate": (i % 5) / 4 if i % 5 < 5 else 1.0,
+    rates = [{"id": p.id, "n": 4, "correct": i % 5, "pass_rate": (i % 5) / 4,
               "bucket": "0.00-0.50" if (i % 5) < 2 else "0.50-1.00", "level": p.level, "kept": True}
              for i, p in enumerate(problems)]
-    for r in rates:
-        r["pass_rate"] = min(r["pass_rate"], 1.0)
     (root / "data/difficulty").mkdir(parents=True, exist_ok=True)
     (root / "data/difficulty/pass_rates.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rates))
     (root / "data/entropy").mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 
 import pytest
@@ -36,7 +35,7 @@ def test_every_method_trains_a_few_steps(workdir, tiny_model_dir, method):
     assert (workdir / "models/trained/final/model.safetensors").is_file()
     assert (workdir / "plots/train/entropy.png").is_file()
     if method == "aer":
-        assert float(rows[-1]["reg/target"]) == pytest.approx(0.4)
+        assert float(rows[-1]["reg/target"]) == pytest.approx(params.entropy.aer.tau * 1.0)  # H0 = 1.0 here
         assert any(k.startswith("aer_weight/") for k in rows[-1])
 
 
