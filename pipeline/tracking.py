@@ -62,6 +62,7 @@ class Tracker:
     def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None: ...
     def log_artifact(self, path: str | os.PathLike, artifact_path: Optional[str] = None) -> None: ...
     def set_tags(self, tags: Mapping[str, Any]) -> None: ...
+    def log_dir(self, path: str | os.PathLike, artifact_path: Optional[str] = None) -> None: ...
 
 
 class LocalTracker(Tracker):
@@ -88,6 +89,9 @@ class LocalTracker(Tracker):
     def set_tags(self, tags):
         self._write("tags", tags=dict(tags))
 
+    def log_dir(self, path, artifact_path=None):
+        self._write("artifact_dir", path=str(path), artifact_path=artifact_path)
+
     def close(self) -> None:
         self._fh.close()
 
@@ -110,7 +114,8 @@ class MlflowTracker(Tracker):
             warnings.warn(f"MLflow {name} failed ({type(exc).__name__}: {exc}); "
                           f"writing to {self._fallback.dir} instead", RuntimeWarning, stacklevel=3)
             {"log_params": self._fallback.log_params, "log_metrics": self._fallback.log_metrics,
-             "log_artifact": self._fallback.log_artifact, "set_tags": self._fallback.set_tags}[name](*args, **kwargs)
+             "log_artifact": self._fallback.log_artifact, "set_tags": self._fallback.set_tags,
+             "log_artifacts": self._fallback.log_dir}[name](*args, **kwargs)
 
     def log_params(self, params):
         clean = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in params.items()}
@@ -126,6 +131,9 @@ class MlflowTracker(Tracker):
 
     def set_tags(self, tags):
         self._guard("set_tags", {k: str(v) for k, v in tags.items()})
+
+    def log_dir(self, path, artifact_path=None):
+        self._guard("log_artifacts", str(path), artifact_path=artifact_path)
 
 
 def _experiment_id(mlflow, name: str) -> str:

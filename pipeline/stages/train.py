@@ -124,6 +124,7 @@ def finish(ctx: TrainContext, tracker) -> dict:
                                                                           Path(ctx.samples_path)]:
         if Path(path).exists():
             tracker.log_artifact(path)
+    tracker.log_dir(final, "final_model")
     return metrics
 
 

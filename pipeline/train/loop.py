@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
+from tqdm.auto import tqdm
 
 from pipeline.data.prompts import format_prompt
 from pipeline.rewards import score_batch
@@ -60,7 +61,9 @@ class Timer(dict):
 def train(ctx: TrainContext) -> dict:
     """Run steps [start_step, train.steps); returns the last step's metrics."""
     p = ctx.params.train
-    for step in range(ctx.start_step, p.steps):
+    bar = tqdm(range(ctx.start_step, p.steps), initial=ctx.start_step, total=p.steps, disable=not is_main(),
+               desc=f"train[{p.method}]", dynamic_ncols=True)
+    for step in bar:
         timer = Timer()
         problems = shard(ctx.sampler.next(p.prompts_per_step), ctx.rank, ctx.world)
         with timer("rollout"):
@@ -74,6 +77,8 @@ def train(ctx: TrainContext) -> dict:
             sync(ctx)
         ctx.skipped_steps += result.skipped
         ctx.last = log_step(ctx, step, batch, result, reg_metrics, timer, completions)
+        bar.set_postfix(reward=f"{ctx.last['reward_mean']:.3f}", entropy=f"{ctx.last.get('entropy', float('nan')):.4f}",
+                        alpha=f"{ctx.last.get('reg/coef', 0.0):.4g}")
         if (step + 1) % p.checkpoint_every == 0 or step + 1 == p.steps:
             checkpoint.save(ctx.engine, ctx.ckpt_dir, step + 1, trainer_state(ctx, step + 1))
     return ctx.last
