@@ -1,35 +1,27 @@
 """Process-group set-up and the few collectives the trainer needs (gloo on CPU, NCCL on GPU).
 
-A single process without a launcher gets a one-rank group on a free loopback port, so the same code
-path (DeepSpeed included) runs in tests, under `torchrun --nproc_per_node N`, and under `deepspeed`.
+A single process without a launcher gets a one-rank group over an in-memory store (no port, so no
+race with other processes for a "free" port), and the same code path (DeepSpeed included) runs in
+tests, under `torchrun --nproc_per_node N`, and under `deepspeed`.
 """
 from __future__ import annotations
 
 import os
-import socket
 
 import torch
 import torch.distributed as dist
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def init(backend: str | None = None) -> tuple[int, int]:
     """Initialise (once) and return (rank, world_size)."""
     if not dist.is_initialized():
-        os.environ.setdefault("RANK", "0")
-        os.environ.setdefault("WORLD_SIZE", "1")
-        os.environ.setdefault("LOCAL_RANK", "0")
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        if "RANK" not in os.environ:  # no launcher: a one-rank group, no network
+            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+            dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
         from pipeline.train.engine import import_deepspeed
 
-        import_deepspeed().init_distributed(dist_backend=backend or ("nccl" if torch.cuda.is_available() else "gloo"),
-                                   verbose=False)
+        import_deepspeed().init_distributed(dist_backend=backend, verbose=False)
     return dist.get_rank(), dist.get_world_size()
 
 

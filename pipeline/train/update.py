@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from pipeline.models.forward import pack, response_logprobs_entropy
-from pipeline.rl.losses import policy_token_losses, token_metrics
+from pipeline.rl.losses import masked, policy_token_losses, token_metrics
 from pipeline.rl.registry import regularized_loss
 from pipeline.rl.regularizers import Regularizer, RegInputs
 from pipeline.train.batch import RolloutBatch
@@ -68,13 +68,22 @@ def old_logprobs(model, batch: RolloutBatch, s: UpdateSettings, pad_id: int) -> 
     return out
 
 
-def _grads_finite(engine) -> bool:
-    grads = [p.grad for p in engine.module.parameters() if p.grad is not None]
-    return all(torch.isfinite(g).all() for g in grads)
+def _global_cov_means(parts: list[RolloutBatch], packed, olds) -> tuple[float, float]:
+    """(advantage mean, old log-prob mean) over every response token of every rank: Cui et al. select
+    high-covariance tokens globally, so the centring must not be per rank."""
+    adv_sum = lp_sum = n = 0.0
+    for b, pb, old in zip(parts, packed, olds):
+        m = pb.response_mask.to(old.device)
+        counts = m.sum(1).to(torch.float64).cpu()
+        adv_sum += float((b.advantages.to(torch.float64) * counts).sum())
+        lp_sum += float(masked(old, m).sum())
+        n += float(counts.sum())
+    a, lp, c = all_sum([adv_sum, lp_sum, n])
+    return a / max(c, 1.0), lp / max(c, 1.0)
 
 
 def _micro_loss(model, b: RolloutBatch, pb, old: torch.Tensor, reg: Regularizer, s: UpdateSettings,
-                global_den: float):
+                global_den: float, cov_means: tuple[float, float] | None = None):
     """One micro-batch: forward, clipped loss + regularizer, normalised to the global mini-batch."""
     lp, ent, logits = response_logprobs_entropy(model, pb, temperature=s.temperature, chunk_size=s.chunk_size,
                                                 with_logits=reg.needs_logits)
@@ -82,21 +91,28 @@ def _micro_loss(model, b: RolloutBatch, pb, old: torch.Tensor, reg: Regularizer,
     adv, rates = b.advantages.to(dev), b.pass_rates.to(dev)
     per_tok, diag = policy_token_losses(lp, old, adv, m, clip_low=s.clip_low, clip_high=s.clip_high)
     out = reg.term(RegInputs(entropy=ent, mask=m, agg_mode=s.agg_mode, max_len=s.max_len, logprobs=lp,
-                             old_logprobs=old, advantages=adv, logits=logits, pass_rates=rates))
+                             old_logprobs=old, advantages=adv, logits=logits, pass_rates=rates, cov_means=cov_means))
     weight = _denominator(m, s.agg_mode) / max(global_den, 1.0) * s.world_size
     return regularized_loss(per_tok, m, out, s.agg_mode, s.max_len) * weight, out, diag, ent, m
 
 
+def _local_grad_norm(engine) -> float | None:
+    """Pre-clip L2 norm of this rank's full gradients (ZeRO <= 1 keeps them whole on each rank)."""
+    grads = [p.grad.detach().float() for p in engine.module.parameters() if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else None
+
+
 def _step(engine, bad: bool, s: UpdateSettings, result: "UpdateResult", sums: dict) -> None:
     """Apply the accumulated gradients, or skip the step on every rank if any rank saw a non-finite value."""
-    bad = bad or (s.zero_stage < 2 and not _grads_finite(engine))
+    norm = _local_grad_norm(engine) if s.zero_stage < 2 else None
+    bad = bad or (norm is not None and not math.isfinite(norm))
     if all_sum([float(bad)])[0] > 0:
         engine.zero_grad()
         engine.optimizer.zero_grad()
         result.skipped += 1
         return
     engine.step()
-    norm = engine.get_global_grad_norm()
+    norm = engine.get_global_grad_norm() if norm is None else norm
     if norm is not None:
         sums["grad_norm"] = float(norm)
 
@@ -110,12 +126,13 @@ def update(engine, batch: RolloutBatch, reg: Regularizer, s: UpdateSettings, pad
     parts = [batch.select(i) for i in micro]
     packed = [pack(b.prompt_ids, b.response_ids, pad_id) for b in parts]
     global_den = all_sum([sum(_denominator(p.response_mask, s.agg_mode) for p in packed)])[0]
+    cov_means = _global_cov_means(parts, packed, olds) if reg.name in ("clip_cov", "kl_cov") else None
     result, sums = UpdateResult(stat=0.0), {}
     stat_sum = stat_count = 0.0
     for epoch in range(s.updates_per_batch):
         bad = False
         for b, pb, old in zip(parts, packed, olds):
-            loss, out, diag, ent, m = _micro_loss(model, b, pb, old, reg, s, global_den)
+            loss, out, diag, ent, m = _micro_loss(model, b, pb, old, reg, s, global_den, cov_means)
             if bool(torch.isfinite(loss)):
                 engine.backward(loss, scale_wrt_gas=False)
             else:

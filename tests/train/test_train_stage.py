@@ -72,3 +72,25 @@ def test_nan_loss_skips_the_step_and_never_reaches_a_checkpoint(workdir, tiny_mo
     assert all(torch.isfinite(t).all() for t in weights.values())
     rows = list(csv.DictReader(open(workdir / "plots/train.csv")))
     assert rows[0]["skipped_steps"] == "1"
+
+
+def test_grad_norm_is_logged_and_cov_means_are_global(workdir, tiny_model_dir, monkeypatch):
+    from pipeline.rl.baselines import ClipCov
+    from pipeline.stages import train
+
+    seen = []
+    original = ClipCov.term
+
+    def spy(self, inp):
+        seen.append(inp.cov_means)
+        return original(self, inp)
+
+    monkeypatch.setattr(ClipCov, "term", spy)
+    params = load_params(make_workdir(workdir, tiny_model_dir, **{"train.method": "clip_cov", "train.steps": 1,
+                                                                 "train.micro_batch_size": 2}))
+    train.run(params)
+    assert len(seen) == 4 * params.train.updates_per_batch and seen[0] is not None and len(set(seen)) == 1  # one global centring for all micro-batches
+    # the fixed bonus always has a gradient (rewards of the tiny model may all be equal -> zero advantages)
+    train.run(load_params(make_workdir(workdir, tiny_model_dir, **{"train.method": "fixed", "train.steps": 1})))
+    row = next(csv.DictReader(open(workdir / "plots/train.csv")))
+    assert float(row["grad_norm"]) > 0
