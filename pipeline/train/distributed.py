@@ -12,16 +12,26 @@ import torch
 import torch.distributed as dist
 
 
+LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def launched() -> bool:
+    """torchrun and the deepspeed launcher set all of these; a stray RANK alone is not a launcher."""
+    return all(k in os.environ for k in LAUNCHER_ENV)
+
+
 def init(backend: str | None = None) -> tuple[int, int]:
     """Initialise (once) and return (rank, world_size)."""
     if not dist.is_initialized():
         backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
-        if "RANK" not in os.environ:  # no launcher: a one-rank group, no network
-            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+        if not launched():  # no launcher: a one-rank group, no network
+            # Only LOCAL_RANK (DeepSpeed reads it); exporting RANK would make a child process look launched.
+            os.environ.setdefault("LOCAL_RANK", "0")
             dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
         from pipeline.train.engine import import_deepspeed
 
-        import_deepspeed().init_distributed(dist_backend=backend, verbose=False)
+        # auto_mpi_discovery off: without MASTER_ADDR DeepSpeed would otherwise look for MPI (mpi4py)
+        import_deepspeed().init_distributed(dist_backend=backend, auto_mpi_discovery=False, verbose=False)
     return dist.get_rank(), dist.get_world_size()
 
 

@@ -83,3 +83,21 @@ def test_sigkill_mid_checkpoint_write_then_resume_matches_uninterrupted(tmp_path
     assert _rows(cut_dir) == _rows(ref_dir)
     assert _weights(cut_dir) == _weights(ref_dir)
     assert not list(ckpts.glob(".tmp-*"))
+
+
+def test_rank_env_leaked_into_a_child_does_not_break_single_process_init(tmp_path):
+    """Regression: a parent that exported RANK=0 (as our init once did) made a child process look
+    launched, so DeepSpeed fell back to MPI discovery and failed without mpi4py."""
+    code = ("from pipeline.train.distributed import init, all_sum, launched\n"
+            "assert not launched()\n"
+            "print(init(), all_sum([2.0]))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT")}
+    env.update(RANK="0", WORLD_SIZE="1", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(0, 1) [2.0]" in proc.stdout
+    from pipeline.train.distributed import init
+
+    init()
+    assert "RANK" not in os.environ or os.environ.get("MASTER_ADDR")  # in-process init exports no RANK
