@@ -137,10 +137,13 @@ def update(engine, batch: RolloutBatch, reg: Regularizer, s: UpdateSettings, pad
                 engine.backward(loss, scale_wrt_gas=False)
             else:
                 bad = True  # never backpropagated; the step is skipped on every rank
+            # clip fraction and KL over every epoch (epoch 0 has ratio 1 by construction); entropy
+            # statistics and the loss from epoch 0, the policy that generated the rollouts
+            _accumulate(sums, token_metrics(diag, m), float(m.sum()), out.metrics,
+                        float(loss.detach()) if epoch == 0 else 0.0)
             if epoch == 0:
                 stat_sum, stat_count = stat_sum + out.stat_sum, stat_count + out.stat_count
                 result.token_entropy += [ent[r][m[r]].detach().tolist() for r in range(len(b))]
-                _accumulate(sums, token_metrics(diag, m), float(m.sum()), out.metrics, float(loss.detach()))
         _step(engine, bad, s, result, sums)
     total = all_sum([stat_sum, stat_count])
     result.stat = total[0] / max(total[1], 1.0)

@@ -42,9 +42,19 @@ def test_every_method_trains_a_few_steps(workdir, tiny_model_dir, method):
 def test_first_update_ratio_is_exactly_one(workdir, tiny_model_dir):
     from pipeline.stages import train
 
-    train.run(load_params(make_workdir(workdir, tiny_model_dir, **{"train.steps": 1})))
+    train.run(load_params(make_workdir(workdir, tiny_model_dir, **{"train.steps": 1, "train.updates_per_batch": 1})))
     row = next(csv.DictReader(open(workdir / "plots/train.csv")))
     assert float(row["ratio_mean"]) == pytest.approx(1.0, abs=1e-6) and float(row["clip_frac"]) == 0.0
+
+
+def test_second_update_epoch_shows_in_kl_and_ratio(workdir, tiny_model_dir):
+    """Regression: clip fraction and KL were taken from the first epoch only, where they are always 0."""
+    from pipeline.stages import train
+
+    train.run(load_params(make_workdir(workdir, tiny_model_dir, **{"train.steps": 1, "train.updates_per_batch": 2,
+                                                                  "train.method": "fixed", "train.lr": 1e-2})))
+    row = next(csv.DictReader(open(workdir / "plots/train.csv")))
+    assert float(row["approx_kl"]) > 0 and float(row["ratio_mean"]) != pytest.approx(1.0, abs=1e-9)
 
 
 def test_nan_loss_skips_the_step_and_never_reaches_a_checkpoint(workdir, tiny_model_dir, monkeypatch):
