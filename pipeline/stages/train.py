@@ -75,20 +75,25 @@ def build_context(params: Params, tracker, rank: int, world: int) -> TrainContex
 
 
 def fingerprint(params: Params) -> str:
-    """Hash of every param except those that may change across a resume (length, cadence, resume mode)."""
+    """Hash of every param except those that may change across a resume (length, cadence, resume mode),
+    and of the library's source: a checkpoint is resumed only by the same code with the same params, so
+    a code change that makes DVC re-run the stage retrains instead of reusing old results."""
     import hashlib
     import json
 
     flat = flatten(to_dict(params))
     for key in ("train.steps", "train.checkpoint_every", "train.resume"):
         flat.pop(key)
-    return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    h = hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode())
+    for src in sorted(Path(__file__).resolve().parents[1].rglob("*.py")):
+        h.update(src.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def resume(ctx: TrainContext) -> None:
     last = checkpoint.latest(ctx.ckpt_dir) if ctx.params.train.resume == "auto" else None
     if last is not None and checkpoint.read_state(last).get("fingerprint") != fingerprint(ctx.params):
-        print(f"train: {last} was written with other params; starting fresh")
+        print(f"train: {last} was written with other params or code; starting fresh")
         last = None
     if last is None:
         if is_main() and Path(ctx.params.train.out_dir).exists():
@@ -99,6 +104,7 @@ def resume(ctx: TrainContext) -> None:
     ctx.start_step, ctx.sampler.cursor, ctx.skipped_steps = state["step"], state["cursor"], state["skipped_steps"]
     ctx.reg.load_state_dict(state["regularizer"])
     ctx.log = StepLog(Path(ctx.params.train.log_dir) / "train.csv", resume_step=ctx.start_step)
+    ctx.last = ctx.log.rows[-1] if ctx.log.rows else {}  # a finished run resumed reports its last step
     if ctx.rollout.backend != "hf":
         ctx.rollout.sync_weights(full_state_dict(ctx.engine, ctx.settings.zero_stage))
     print(f"train: resumed from {last} at step {ctx.start_step}")

@@ -104,3 +104,25 @@ def test_grad_norm_is_logged_and_cov_means_are_global(workdir, tiny_model_dir, m
     train.run(load_params(make_workdir(workdir, tiny_model_dir, **{"train.method": "fixed", "train.steps": 1})))
     row = next(csv.DictReader(open(workdir / "plots/train.csv")))
     assert float(row["grad_norm"]) > 0
+
+
+def test_resuming_a_finished_run_keeps_its_final_metrics(workdir, tiny_model_dir):
+    """Regression: re-running a finished run resumed at its last step, trained nothing, and overwrote
+    metrics/train.json with empty metrics (entropy nan)."""
+    from pipeline.stages import train
+
+    params = load_params(make_workdir(workdir, tiny_model_dir, **{"train.method": "fixed"}))
+    first = train.run(params)
+    again = train.run(params)
+    assert again["entropy"] == first["entropy"] and math.isfinite(again["entropy"])
+    assert again["reward_mean"] == first["reward_mean"]
+
+
+def test_checkpoint_from_other_code_or_params_is_not_resumed(workdir, tiny_model_dir, monkeypatch, capsys):
+    from pipeline.stages import train
+
+    params = load_params(make_workdir(workdir, tiny_model_dir))
+    train.run(params)
+    monkeypatch.setattr(train, "fingerprint", lambda p: "other-code")
+    train.run(params)
+    assert "written with other params or code; starting fresh" in capsys.readouterr().out
