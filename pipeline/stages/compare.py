@@ -13,16 +13,12 @@ from pipeline.config import Params
 from pipeline.eval.compare import beats, load_run, mean_curve, render_markdown, summarise_method
 from pipeline.stages.common import main_guard, numeric_metrics, stage_run
 from pipeline.tracking import start_run
+from pipeline.utils.plots import figure, save
 from pipeline.utils.io import atomic_open, read_json, write_json
 
 
 def _plot(path: Path, series: dict, xlabel: str, ylabel: str, hline=None) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig, ax = figure((6.5, 3.6))
     for name, (x, y) in series.items():
         ax.plot(x, y, label=name, marker="o" if len(x) < 12 else None)
     if hline is not None:
@@ -31,11 +27,7 @@ def _plot(path: Path, series: dict, xlabel: str, ylabel: str, hline=None) -> Pat
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_open(path, "wb", encoding=None) as fh:
-        fig.savefig(fh, format="png", dpi=100)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plots(out: Path, runs: dict, target) -> list[Path]:

@@ -11,6 +11,7 @@ from pipeline.measure.difficulty import estimate
 from pipeline.models.loading import load_policy
 from pipeline.rollout.types import SamplingConfig
 from pipeline.stages.common import engine_from_params, load_problems, main_guard, record_metrics, stage_run
+from pipeline.utils import plots
 from pipeline.utils.io import write_jsonl
 
 METRICS = Path("metrics/difficulty.json")
@@ -18,21 +19,11 @@ PLOT = Path("plots/difficulty_hist.png")
 
 
 def histogram_png(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig, ax = plots.figure((5, 3))
     ax.hist([r["pass_rate"] for r in rows], bins=min(20, rows[0]["n"] + 1) if rows else 10, range=(0, 1))
     ax.set_xlabel("base-model pass rate")
     ax.set_ylabel("prompts")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    plots.save(fig, path)
 
 
 def run(params: Params) -> dict:

@@ -17,7 +17,7 @@ from pipeline.config import Params, flatten, to_dict
 from pipeline.models.loading import load_policy
 from pipeline.rl.registry import build_regularizer
 from pipeline.stages.common import engine_from_params, load_problems, main_guard, numeric_metrics, stage_run
-from pipeline.tracking import LocalTracker
+from pipeline.tracking import start_run
 from pipeline.train import checkpoint
 from pipeline.train.batch import PromptSampler
 from pipeline.train.distributed import barrier, init, is_main
@@ -26,6 +26,7 @@ from pipeline.train.loop import TrainContext, train
 from pipeline.train.telemetry import StepLog
 from pipeline.train.update import UpdateSettings
 from pipeline.utils.io import atomic_dir, read_json, read_jsonl, write_json
+
 
 def regularizer_from_params(params: Params, h0: dict):
     """Map params.yaml to the regularizer's explicit keyword arguments."""
@@ -92,7 +93,7 @@ def fingerprint(params: Params) -> str:
 
 def resume(ctx: TrainContext) -> None:
     last = checkpoint.latest(ctx.ckpt_dir) if ctx.params.train.resume == "auto" else None
-    if last is not None and checkpoint.read_state(last).get("fingerprint") != fingerprint(ctx.params):
+    if last is not None and checkpoint.read_state(last).get("fingerprint") != ctx.fingerprint:
         print(f"train: {last} was written with other params or code; starting fresh")
         last = None
     if last is None:
@@ -137,7 +138,9 @@ def finish(ctx: TrainContext, tracker) -> dict:
 def run(params: Params) -> dict:
     rank, world = init()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    with (stage_run("train", params) if rank == 0 else _null_run()) as tracker:
+    # ranks > 0 log locally: one MLflow run per training, not one per rank
+    tracked = stage_run("train", params) if rank == 0 else start_run(f"train-rank{rank}", enabled=False)
+    with tracked as tracker:
         ctx = build_context(params, tracker, rank, world)
         resume(ctx)
         last = train(ctx)
@@ -148,16 +151,6 @@ def run(params: Params) -> dict:
         print(f"train[{params.train.method}]: step {params.train.steps}, reward {last.get('reward_mean', 0):.3f}, "
               f"entropy {last.get('entropy', float('nan')):.3f}, coef {last.get('reg/coef', 0)}")
     return metrics
-
-
-class _null_run:
-    def __enter__(self):
-        self.t = LocalTracker(".tracking_fallback", f"train-rank{os.environ.get('RANK', '?')}")
-        return self.t
-
-    def __exit__(self, *exc):
-        self.t.close()
-        return False
 
 
 if __name__ == "__main__":

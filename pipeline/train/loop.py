@@ -7,8 +7,10 @@ repeats the uninterrupted one exactly on CPU.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -134,9 +136,6 @@ def log_step(ctx, step, batch, result, reg_metrics, timer, completions) -> dict:
 
 
 def _append_samples(path: str, step: int, batch: RolloutBatch, completions, k: int = 4) -> None:
-    import json
-    from pathlib import Path
-
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
         for i, c in enumerate([c for row in completions for c in row][:k]):

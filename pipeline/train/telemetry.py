@@ -16,6 +16,7 @@ import numpy as np
 
 from pipeline.rl.controllers import difficulty_weights
 from pipeline.train.batch import RolloutBatch
+from pipeline.utils import plots
 from pipeline.utils.io import atomic_open
 
 
@@ -62,17 +63,12 @@ class StepLog:
 
     def plot(self, out_dir: str | Path, target: Optional[float], band: Optional[tuple[float, float]]) -> list[Path]:
         """entropy.png (with the target line or band) and coef.png; returns the written paths."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         steps = [r["step"] for r in self.rows]
         paths = []
         for key, name in (("entropy", "entropy.png"), ("reg/coef", "coef.png")):
-            fig, ax = plt.subplots(figsize=(6, 3.2))
+            fig, ax = plots.figure((6, 3.2))
             ax.plot(steps, [r.get(key, float("nan")) for r in self.rows], label=key)
             if key == "entropy" and band is not None:
                 ax.axhspan(band[0], band[1], alpha=0.2, color="green", label="target band")
@@ -80,12 +76,7 @@ class StepLog:
                 ax.axhline(target, color="green", linestyle="--", label="target")
             ax.set_xlabel("step")
             ax.legend()
-            fig.tight_layout()
-            path = out_dir / name
-            with atomic_open(path, "wb", encoding=None) as fh:
-                fig.savefig(fh, format="png", dpi=100)
-            plt.close(fig)
-            paths.append(path)
+            paths.append(plots.save(fig, out_dir / name))
         return paths
 
 
