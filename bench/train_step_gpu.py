@@ -1,4 +1,4 @@
-"""GPU train-step throughput and MFU: the DeepSpeed ZeRO-2 bf16 path on a random Qwen2.5-1.5B.
+"""GPU train-step throughput and MFU: the DeepSpeed ZeRO-2 (or --zero 3) bf16 path on a random Qwen2.5-1.5B.
 
 Builds a randomly initialised Qwen2ForCausalLM with Qwen2.5-1.5B's configuration (written out here, so
 nothing is downloaded), wraps it with the trainer's DeepSpeed config, and times the trainer's own
@@ -7,7 +7,7 @@ synthetic rollout batch.  MFU counts model FLOPs as 2 N T for the no-grad forwar
 training forward and backward (N parameters, T tokens; attention FLOPs not counted), against the bf16
 dense peak given by --peak-tflops (989 for an H100 SXM).
 
-Usage: python bench/train_step_gpu.py [--batch 64] [--prompt-len 256] [--response-len 768] [--micro 8]
+Usage: python bench/train_step_gpu.py [--batch 64] [--prompt-len 256] [--response-len 768] [--micro 8] [--zero 3]
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from pipeline.rl.advantages import grpo_advantages  # noqa: E402
 from pipeline.rl.registry import build_regularizer  # noqa: E402
 from pipeline.train.batch import RolloutBatch  # noqa: E402
 from pipeline.train.distributed import init  # noqa: E402
-from pipeline.train.engine import deepspeed_config, initialize  # noqa: E402
+from pipeline.train.engine import deepspeed_config, full_state_dict, initialize  # noqa: E402
 from pipeline.train.update import UpdateSettings, update  # noqa: E402
 
 QWEN25_15B = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
@@ -85,6 +85,11 @@ def main() -> None:
     print(f"step {per_step:.3f} s   {tokens / per_step:,.0f} tokens/s   model TFLOP/s {flops / per_step / 1e12:.1f}   "
           f"MFU {flops / per_step / (args.peak_tflops * 1e12):.1%}   peak mem {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
           f"   skipped {res.skipped}   loss {res.metrics.get('loss')}")
+    start = time.perf_counter()
+    state = full_state_dict(engine, args.zero)  # the consolidated HF export (ZeRO-3 gathers module by module)
+    unique = {id(v): v.numel() for v in state.values()}
+    print(f"consolidated state dict: {len(state)} tensors, {sum(unique.values()) / 1e9:.3f} B unique values "
+          f"({'complete' if sum(unique.values()) == n_params else 'INCOMPLETE'}) in {time.perf_counter() - start:.1f} s")
 
 
 if __name__ == "__main__":

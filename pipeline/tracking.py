@@ -31,6 +31,29 @@ def git_sha() -> str:
         return "unknown"
 
 
+def dvc_stage_hash(address: Optional[str] = None) -> Optional[str]:
+    """md5 of what DVC compares to decide whether a stage is stale: its command, and the hash of every
+    dependency and of its tracked param values (the stage's dvc.lock entry without outputs).  Two runs with
+    the same hash had identical inputs.  `address` defaults to $DVC_STAGE, which `dvc repro` sets for the
+    stage's command; None outside DVC (a manual run may carry --set overrides that DVC never saw) or
+    when DVC cannot read the stage (warned; tracking never stops a stage)."""
+    address = address or os.environ.get("DVC_STAGE")
+    if not address:
+        return None
+    import hashlib
+
+    try:
+        from dvc.repo import Repo
+
+        with Repo(os.environ.get("DVC_ROOT") or None) as repo:
+            (stage,) = repo.stage.collect(address)
+            payload = {"cmd": stage.cmd, "deps": {d.def_path: d.get_hash().value for d in stage.deps}}
+    except Exception as exc:  # DVC missing, stage renamed, dependency unreadable: log without the hash
+        warnings.warn(f"could not compute the DVC hash of stage {address!r}: {exc}", RuntimeWarning, stacklevel=2)
+        return None
+    return hashlib.md5(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def resolve_uri(configured: Optional[str] = None) -> str:
     """An explicit URI (tracking.uri) wins, then $MLFLOW_TRACKING_URI, then the repo's sqlite file."""
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(DEFAULT_DB).resolve()}"

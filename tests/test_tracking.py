@@ -108,3 +108,56 @@ def test_wrap_nests_a_subprocess_stage_run_under_a_parent(tmp_path, monkeypatch)
     assert runs["prepare"].data.tags["mlflow.parentRunId"] == runs["dvc-repro"].info.run_id
     assert runs["dvc-repro"].info.status == "FINISHED" and runs["dvc-repro"].data.tags["git_sha"]
     assert tracking.main(["wrap", "failing", "--", sys.executable, "-c", "raise SystemExit(3)"]) == 3
+
+
+def test_stage_runs_under_dvc_repro_log_the_dvc_stage_hash_and_git_sha(tmp_path):
+    """The hash is DVC's view of the stage's inputs: equal for the same inputs, new when a dependency or a
+    tracked param changes, and logged as an MLflow param of the stage run beside the git SHA."""
+    import mlflow
+    import yaml
+
+    from tests.conftest import ROOT, tiny_params_dict
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    raw = tiny_params_dict(**{"tracking.uri": uri})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "input.txt").write_text("a")
+    (tmp_path / "stage.py").write_text(
+        "from pathlib import Path\n"
+        "from pipeline import tracking\n"
+        "from pipeline.config import load_params\n"
+        "from pipeline.stages.common import stage_run\n"
+        "with stage_run('s', load_params('params.yaml')) as t:\n"
+        "    Path('out.txt').write_text(t.run_id + ' ' + tracking.dvc_stage_hash())\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {
+        "cmd": "python stage.py", "deps": ["input.txt"], "params": ["seed"], "outs": ["out.txt"]}}}))
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("DVC_STAGE", None)
+
+    def repro() -> tuple[str, str]:
+        proc = subprocess.run([str(bin_dir / "dvc"), "repro", "--no-commit"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]
+        run_id, digest = (tmp_path / "out.txt").read_text().split()
+        return run_id, digest
+
+    assert subprocess.run([str(bin_dir / "dvc"), "init", "--no-scm", "-q"], cwd=tmp_path, env=env).returncode == 0
+    run_id, first = repro()
+    assert len(first) == 32
+    logged = mlflow.MlflowClient(uri).get_run(run_id).data.params
+    assert logged["dvc_stage_hash"] == first and logged["git_sha"] and logged["seed"] == str(raw["seed"])
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert tracking.dvc_stage_hash("s") == first  # same inputs, same hash, outside the run too
+        assert tracking.dvc_stage_hash() is None  # not under dvc repro: no hash
+    finally:
+        os.chdir(cwd)
+    (tmp_path / "input.txt").write_text("b")
+    _, changed_dep = repro()
+    raw["seed"] += 1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    _, changed_param = repro()
+    assert len({first, changed_dep, changed_param}) == 3

@@ -190,8 +190,7 @@ class EntropyCfg:
 
 @dataclass(frozen=True)
 class DeepSpeedCfg:
-    zero_stage: int = fld(0, ge=0, le=2, fix="use 0 (CPU default), 1 or 2; ZeRO-3 is not supported yet (the fused "
-                          "entropy reads the LM-head weight outside its module's forward, where ZeRO-3 has partitioned it)")
+    zero_stage: int = fld(0, ge=0, le=3, fix="use 0 (CPU default), 1, 2 or 3 (3 partitions the weights too)")
     bf16: bool = False
     gradient_clipping: float = fld(1.0, ge=0.0)
 

@@ -35,7 +35,7 @@ class RegInputs:
     advantages: Optional[torch.Tensor] = None
     logits: Optional[torch.Tensor] = None
     pass_rates: Optional[torch.Tensor] = None
-    cov_means: Optional[tuple[float, float]] = None  # global (advantage mean, logprob mean) across ranks
+    cov_select: Optional[torch.Tensor] = None  # [B,T] bool: Clip-Cov/KL-Cov tokens chosen over all ranks
 
 
 @dataclass

@@ -12,10 +12,12 @@ from pipeline.config import ConfigError, Params, flatten, load_params, to_dict
 
 @contextlib.contextmanager
 def stage_run(stage: str, params: Params) -> Iterator[tracking.Tracker]:
-    """A tracked run for `stage` with the flattened params logged."""
+    """A tracked run for `stage` with params: the flattened config, the git SHA and, under `dvc repro`, the
+    DVC stage hash (`tracking.dvc_stage_hash`)."""
     with tracking.start_run(stage, experiment=params.tracking.experiment, uri=params.tracking.uri,
                             enabled=params.tracking.enabled) as tracker:
-        tracker.log_params(flatten(to_dict(params)))
+        identity = {"git_sha": tracking.git_sha(), "dvc_stage_hash": tracking.dvc_stage_hash()}
+        tracker.log_params({**flatten(to_dict(params)), **{k: v for k, v in identity.items() if v}})
         yield tracker
 
 

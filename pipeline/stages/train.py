@@ -21,7 +21,7 @@ from pipeline.tracking import start_run
 from pipeline.train import checkpoint
 from pipeline.train.batch import PromptSampler
 from pipeline.train.distributed import barrier, init, is_main
-from pipeline.train.engine import deepspeed_config, full_state_dict, initialize
+from pipeline.train.engine import deepspeed_config, full_state_dict, initialize, policy
 from pipeline.train.loop import TrainContext, train
 from pipeline.train.telemetry import StepLog
 from pipeline.train.update import UpdateSettings
@@ -70,7 +70,7 @@ def build_context(params: Params, tracker, rank: int, world: int) -> TrainContex
     ctx = TrainContext(params, engine, None, tokenizer, PromptSampler(problems, params.seed),
                        rates, reg, settings, StepLog(Path(t.log_dir) / "train.csv"), tracker, rank, world,
                        ckpt_dir=str(Path(t.out_dir) / "checkpoints"), samples_path=str(Path(t.out_dir) / "samples.jsonl"))
-    ctx.rollout = engine_from_params(params, engine.module, tokenizer)
+    ctx.rollout = engine_from_params(params, policy(engine), tokenizer)
     ctx.fingerprint = fingerprint(params)
     return ctx
 
@@ -118,7 +118,7 @@ def finish(ctx: TrainContext, tracker) -> dict:
         return {}
     final = Path(ctx.params.train.out_dir) / "final"
     with atomic_dir(final) as tmp:
-        ctx.engine.module.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+        policy(ctx.engine).save_pretrained(tmp, state_dict=state, safe_serialization=True)
         ctx.tokenizer.save_pretrained(tmp)
     target = getattr(getattr(ctx.reg, "controller", None), "target", None)
     aent = ctx.params.entropy.aent

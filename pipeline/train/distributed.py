@@ -45,6 +45,19 @@ def all_sum(values: list[float]) -> list[float]:
     return t.cpu().tolist()
 
 
+def all_gather_lists(values: list) -> list[list]:
+    """Every rank's `values`, in rank order (pickled: for small lists, e.g. selection thresholds)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return [list(values)]
+    out: list = [None] * dist.get_world_size()
+    dist.all_gather_object(out, list(values))
+    return out
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
 def barrier() -> None:
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()

@@ -2,15 +2,18 @@
 
 CPU: the `cpu` accelerator over gloo, a torch AdamW (`torch_adam`, so FusedAdam is never JIT-compiled,
 ~115 s) and `deepspeed_shm_comm` disabled (its first use JIT-compiles a comm op for ~100-120 s).  GPU:
-ZeRO-2/3 with bf16 as configured.  Gradient accumulation is unmanaged: the trainer calls `backward` per
-micro-batch with a loss already normalised to the global mini-batch and `step()` once per update, which
-also lets a non-finite step be skipped without desynchronising DeepSpeed's counters.
+ZeRO-2/3 with bf16 as configured.  The engine wraps a `PolicyScorer` (see `pipeline.models.forward`);
+`policy(engine)` is the causal LM inside it.  Gradient accumulation is unmanaged: the trainer calls
+`backward` per micro-batch with a loss already normalised to the global mini-batch and `step()` once per
+update, which also lets a non-finite step be skipped without desynchronising DeepSpeed's counters.
 """
 from __future__ import annotations
 
 import os
 
 import torch
+
+from pipeline.models.forward import PolicyScorer
 
 
 def deepspeed_config(*, micro_batch_size: int, world_size: int, lr: float, weight_decay: float, zero_stage: int,
@@ -38,15 +41,43 @@ def import_deepspeed():
 
 
 def initialize(model, config: dict):
-    """-> DeepSpeed engine wrapping `model`."""
+    """-> DeepSpeed engine wrapping `PolicyScorer(model)`."""
     deepspeed = import_deepspeed()
-    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=[p for p in model.parameters()
-                                                                           if p.requires_grad], config=config)
+    scorer = PolicyScorer(model)
+    if config["zero_optimization"]["stage"] == 3:
+        # the fused head reads this weight outside lm_head.forward: have ZeRO-3 gather it for the scorer
+        deepspeed.zero.register_external_parameter(scorer, model.get_output_embeddings().weight)
+    engine, _, _, _ = deepspeed.initialize(model=scorer, model_parameters=[p for p in scorer.parameters()
+                                                                            if p.requires_grad], config=config)
     return engine
 
 
+def policy(engine) -> torch.nn.Module:
+    """The causal LM trained by `engine` (for generation and export)."""
+    return engine.module.policy
+
+
 def full_state_dict(engine, zero_stage: int) -> dict:
-    """The full state dict on every rank.  ZeRO <= 2 keeps whole parameters on each rank (only optimizer
-    state and gradients are partitioned), so the module's own state dict is already consolidated."""
-    del zero_stage  # ZeRO-3 is refused at config validation (see schema.DeepSpeedCfg)
-    return engine.module.state_dict()
+    """The policy's full state dict, on every rank (collective under ZeRO-3).
+
+    ZeRO <= 2 keeps whole parameters on each rank, so the module's own state dict is already whole.
+    ZeRO-3 partitions them: gather one module's parameters at a time (bounded memory) and copy them to the
+    CPU.  Every rank gets the result, since each feeds its own rollout engine.  Tied weights stay tied.
+    """
+    model = policy(engine)
+    if zero_stage < 3:
+        return model.state_dict()
+    GatheredParameters = import_deepspeed().zero.GatheredParameters
+
+    out, seen = {}, {}
+    for prefix, module in model.named_modules():
+        named = list(module.named_parameters(prefix=prefix, recurse=False, remove_duplicate=False))
+        with GatheredParameters([p for _, p in named], modifier_rank=None):
+            for name, p in named:
+                if id(p) not in seen:
+                    seen[id(p)] = p.detach().to("cpu", copy=True)
+                out[name] = seen[id(p)]
+        for name, buf in module.named_buffers(prefix=prefix, recurse=False):
+            if name.rsplit(".", 1)[-1] not in module._non_persistent_buffers_set:
+                out[name] = buf.detach().to("cpu", copy=True)
+    return out

@@ -16,10 +16,11 @@ import torch
 
 from pipeline.models.forward import pack, response_logprobs_entropy
 from pipeline.rl.losses import masked, policy_token_losses, token_metrics
+from pipeline.rl.baselines import token_covariance
 from pipeline.rl.registry import regularized_loss
 from pipeline.rl.regularizers import Regularizer, RegInputs
 from pipeline.train.batch import RolloutBatch
-from pipeline.train.distributed import all_sum
+from pipeline.train.distributed import all_gather_lists, all_sum, rank
 
 
 @dataclass
@@ -68,22 +69,26 @@ def old_logprobs(model, batch: RolloutBatch, s: UpdateSettings, pad_id: int) -> 
     return out
 
 
-def _global_cov_means(parts: list[RolloutBatch], packed, olds) -> tuple[float, float]:
-    """(advantage mean, old log-prob mean) over every response token of every rank: Cui et al. select
-    high-covariance tokens globally, so the centring must not be per rank."""
+def _cov_selection(reg: Regularizer, parts: list[RolloutBatch], packed, olds) -> list[torch.Tensor] | None:
+    """Clip-Cov/KL-Cov tokens per micro-batch, chosen once over every micro-batch of every rank (Cui et al.
+    select over the batch): covariances centred on global means, from the rollout policy's log-probs."""
+    if not hasattr(reg, "select_tokens"):
+        return None
+    masks = [pb.response_mask.to(old.device) for pb, old in zip(packed, olds)]
     adv_sum = lp_sum = n = 0.0
-    for b, pb, old in zip(parts, packed, olds):
-        m = pb.response_mask.to(old.device)
+    for b, m, old in zip(parts, masks, olds):
         counts = m.sum(1).to(torch.float64).cpu()
         adv_sum += float((b.advantages.to(torch.float64) * counts).sum())
         lp_sum += float(masked(old, m).sum())
         n += float(counts.sum())
     a, lp, c = all_sum([adv_sum, lp_sum, n])
-    return a / max(c, 1.0), lp / max(c, 1.0)
+    means = (a / max(c, 1.0), lp / max(c, 1.0))
+    covs = [token_covariance(old, b.advantages.to(old.device), m, means) for b, m, old in zip(parts, masks, olds)]
+    return reg.select_tokens(covs, masks, int(c), rank=rank(), gather=all_gather_lists)
 
 
 def _micro_loss(model, b: RolloutBatch, pb, old: torch.Tensor, reg: Regularizer, s: UpdateSettings,
-                global_den: float, cov_means: tuple[float, float] | None = None):
+                global_den: float, cov_select: torch.Tensor | None = None):
     """One micro-batch: forward, clipped loss + regularizer, normalised to the global mini-batch."""
     lp, ent, logits = response_logprobs_entropy(model, pb, temperature=s.temperature, chunk_size=s.chunk_size,
                                                 with_logits=reg.needs_logits)
@@ -91,7 +96,7 @@ def _micro_loss(model, b: RolloutBatch, pb, old: torch.Tensor, reg: Regularizer,
     adv, rates = b.advantages.to(dev), b.pass_rates.to(dev)
     per_tok, diag = policy_token_losses(lp, old, adv, m, clip_low=s.clip_low, clip_high=s.clip_high)
     out = reg.term(RegInputs(entropy=ent, mask=m, agg_mode=s.agg_mode, max_len=s.max_len, logprobs=lp,
-                             old_logprobs=old, advantages=adv, logits=logits, pass_rates=rates, cov_means=cov_means))
+                             old_logprobs=old, advantages=adv, logits=logits, pass_rates=rates, cov_select=cov_select))
     weight = _denominator(m, s.agg_mode) / max(global_den, 1.0) * s.world_size
     return regularized_loss(per_tok, m, out, s.agg_mode, s.max_len) * weight, out, diag, ent, m
 
@@ -126,13 +131,13 @@ def update(engine, batch: RolloutBatch, reg: Regularizer, s: UpdateSettings, pad
     parts = [batch.select(i) for i in micro]
     packed = [pack(b.prompt_ids, b.response_ids, pad_id) for b in parts]
     global_den = all_sum([sum(_denominator(p.response_mask, s.agg_mode) for p in packed)])[0]
-    cov_means = _global_cov_means(parts, packed, olds) if reg.name in ("clip_cov", "kl_cov") else None
+    selections = _cov_selection(reg, parts, packed, olds) or [None] * len(parts)
     result, sums = UpdateResult(stat=0.0), {}
     stat_sum = stat_count = 0.0
     for epoch in range(s.updates_per_batch):
         bad = False
-        for b, pb, old in zip(parts, packed, olds):
-            loss, out, diag, ent, m = _micro_loss(model, b, pb, old, reg, s, global_den, cov_means)
+        for b, pb, old, sel in zip(parts, packed, olds, selections):
+            loss, out, diag, ent, m = _micro_loss(model, b, pb, old, reg, s, global_den, sel)
             if bool(torch.isfinite(loss)):
                 engine.backward(loss, scale_wrt_gas=False)
             else:

@@ -35,7 +35,7 @@ def test_params_are_frozen():
     ("model.tiny.num_heads", 4, "head size 16 < 32"),
     ("entropy.aer.alpha_init", 0.9, "outside [alpha_min, alpha_max]"),
     ("model.prompt_template", "Q:", "no {problem} placeholder"),
-    ("train.deepspeed.zero_stage", 3, "ZeRO-3 is not supported yet"),
+    ("train.deepspeed.zero_stage", 4, "use 0 (CPU default), 1, 2 or 3"),
 ])
 def test_bad_values_name_key_and_fix(dotted, value, needle):
     with pytest.raises(ConfigError) as err:

@@ -152,3 +152,45 @@ def test_cov_methods_change_only_selected_tokens():
     k = max(1, int(n_valid * 0.2))
     assert int((kl.policy_weight == 0).sum()) == k and int((kl.token_term != 0).sum()) == k
     assert not (kl.policy_weight == 0)[~d["mask"]].any()
+
+
+def _two_simulated_ranks(make_reg, covs, masks, n_global):
+    """Run `select_tokens` on two threads joined by an all-gather (a threading barrier), as two ranks."""
+    import threading
+
+    slots, barrier, out = [None, None], threading.Barrier(2), [None, None]
+
+    def worker(r):
+        def gather(values):
+            slots[r] = list(values)
+            barrier.wait()
+            got = list(slots)
+            barrier.wait()
+            return got
+        out[r] = make_reg().select_tokens([covs[r]], [masks[r]], n_global, rank=r, gather=gather)[0]
+
+    threads = [threading.Thread(target=worker, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+@pytest.mark.parametrize("name", ["clip_cov", "kl_cov"])
+def test_cov_selection_split_over_ranks_equals_one_rank(name):
+    """Regression: Clip-Cov/KL-Cov chose their tokens per micro-batch and rank, so the selected set (and
+    its size) depended on how the batch was split.  Split over two ranks, the union is the one-rank set."""
+    from pipeline.rl.baselines import token_covariance
+
+    d = _batch(11, b=8, t=7)
+    cov = token_covariance(d["logprobs"], d["advantages"], d["mask"])
+    make = lambda: build_regularizer(name, **{**ALL_KW[name], **({"seed": 5} if name == "clip_cov" else {})})  # noqa: E731
+    n = int(d["mask"].sum())
+    whole = make().select_tokens([cov], [d["mask"]], n)[0]
+    parts = _two_simulated_ranks(make, [cov[:3], cov[3:]], [d["mask"][:3], d["mask"][3:]], n)
+    assert torch.equal(torch.cat(parts), whole)
+    assert int(whole.sum()) == max(int(0.2 * n), 1) and not whole[~d["mask"]].any()
+    # per-response micro-batches selecting locally pick max(int(0.2 n_row), 1) = 1 each: 8, not 9
+    local = [make().select_tokens([cov[i:i + 1]], [d["mask"][i:i + 1]], int(d["mask"][i].sum()))[0] for i in range(8)]
+    assert sum(int(x.sum()) for x in local) == 8 != int(whole.sum()) == 9

@@ -1,4 +1,4 @@
-"""Two CPU ranks with ZeRO-2 over gloo, and SIGKILL at any point followed by an exact resume."""
+"""Two CPU ranks with ZeRO-2 and ZeRO-3 over gloo, and SIGKILL at any point followed by an exact resume."""
 from __future__ import annotations
 
 import csv
@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import ROOT
 from tests.train.helpers import make_workdir
@@ -24,19 +25,43 @@ def _env(workdir: Path, params: Path) -> dict:
             "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
 
 
-def test_two_ranks_train_their_shards_and_hold_identical_weights(tmp_path, tiny_model_dir):
-    params = make_workdir(tmp_path, tiny_model_dir, **{"train.deepspeed.zero_stage": 2, "train.steps": 2})
-    out = tmp_path / "report.json"
+def _two_ranks(tmp_path: Path, tiny_model_dir, zero_stage: int) -> tuple[list[dict], dict]:
+    workdir = tmp_path / f"zero{zero_stage}"
+    workdir.mkdir()
+    params = make_workdir(workdir, tiny_model_dir, **{"train.deepspeed.zero_stage": zero_stage, "train.steps": 2})
+    out = workdir / "report.json"
     torchrun = Path(sys.executable).parent / "torchrun"
     proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2",
                            str(ROOT / "tests/train/two_rank.py"), str(params), str(out)],
-                          cwd=tmp_path, env=_env(tmp_path, params), capture_output=True, text=True, timeout=600)
+                          cwd=workdir, env=_env(workdir, params), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text()), torch.load(str(out) + ".pt")
+
+
+@pytest.fixture(scope="module")
+def two_rank_runs(tmp_path_factory, tiny_model_dir) -> dict:
+    root = tmp_path_factory.mktemp("two_ranks")
+    return {stage: _two_ranks(root, tiny_model_dir, stage) for stage in (2, 3)}
+
+
+@pytest.mark.parametrize("zero_stage", [2, 3])
+def test_two_ranks_train_their_shards_and_hold_identical_weights(two_rank_runs, zero_stage):
+    report, _ = two_rank_runs[zero_stage]
     assert [r["rank"] for r in report] == [0, 1]
     assert report[0]["sha"] == report[1]["sha"]
     assert report[0]["cursor"] == report[1]["cursor"] == 4  # 2 steps x 2 prompts: both walked the same order
     assert report[0]["first_shard"] and not set(report[0]["first_shard"]) & set(report[1]["first_shard"])
+
+
+def test_zero3_partitioned_weights_train_like_zero2(two_rank_runs):
+    """ZeRO-3 partitions the weights the fused head reads outside lm_head.forward (registered as an
+    external parameter of the scorer); its consolidated export must match ZeRO-2 training."""
+    (rep2, w2), (rep3, w3) = two_rank_runs[2], two_rank_runs[3]
+    assert set(w2) == set(w3) and len(w3) > 10
+    assert all(w3[k].shape == w2[k].shape for k in w2)  # gathered, not the empty partitions
+    assert [r["reward_mean"] for r in rep3] == pytest.approx([r["reward_mean"] for r in rep2])
+    for k in w2:
+        torch.testing.assert_close(w3[k], w2[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
 def _run(workdir: Path, params: Path, kill_when=None) -> subprocess.CompletedProcess | None:
@@ -62,27 +87,43 @@ def _weights(workdir: Path) -> str:
     return hashlib.sha256((workdir / "models/trained/final/model.safetensors").read_bytes()).hexdigest()
 
 
-def test_sigkill_mid_checkpoint_write_then_resume_matches_uninterrupted(tmp_path, tiny_model_dir):
-    overrides = {"train.steps": 4, "train.method": "aer"}
+def _reference_and_cut(tmp_path: Path, tiny_model_dir, overrides: dict) -> tuple[Path, Path, Path]:
+    """An uninterrupted reference run in ref/, and a prepared (not yet run) workdir cut/ with its params."""
     ref_dir, cut_dir = tmp_path / "ref", tmp_path / "cut"
     ref_dir.mkdir()
     cut_dir.mkdir()
-    ref_params = make_workdir(ref_dir, tiny_model_dir, **overrides)
-    cut_params = make_workdir(cut_dir, tiny_model_dir, **overrides)
-    done = _run(ref_dir, ref_params)
+    done = _run(ref_dir, make_workdir(ref_dir, tiny_model_dir, **overrides))
     assert done.returncode == 0, done.stderr[-3000:]
+    return ref_dir, cut_dir, make_workdir(cut_dir, tiny_model_dir, **overrides)
+
+
+def _resume_and_match(ref_dir: Path, cut_dir: Path, cut_params: Path) -> None:
+    resumed = _run(cut_dir, cut_params)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout
+    assert _rows(cut_dir) == _rows(ref_dir)
+    assert _weights(cut_dir) == _weights(ref_dir)
+
+
+def test_sigkill_mid_checkpoint_write_then_resume_matches_uninterrupted(tmp_path, tiny_model_dir):
+    ref_dir, cut_dir, cut_params = _reference_and_cut(tmp_path, tiny_model_dir, {"train.steps": 4, "train.method": "aer"})
     ckpts = cut_dir / "models/trained/checkpoints"
     # 1) killed while step 2's checkpoint is being written (its temp dir exists, no marker yet)
     _run(cut_dir, cut_params, kill_when=lambda: (ckpts / ".tmp-step-000002").exists())
     assert not (ckpts / "step-000002" / "COMPLETE").exists() or (ckpts / "step-000002").is_dir()
     # 2) killed again right after a complete checkpoint
     _run(cut_dir, cut_params, kill_when=lambda: (ckpts / "step-000003" / "COMPLETE").exists())
-    resumed = _run(cut_dir, cut_params)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resumed from" in resumed.stdout
-    assert _rows(cut_dir) == _rows(ref_dir)
-    assert _weights(cut_dir) == _weights(ref_dir)
+    _resume_and_match(ref_dir, cut_dir, cut_params)
     assert not list(ckpts.glob(".tmp-*"))
+
+
+def test_zero3_checkpoint_resume_matches_uninterrupted(tmp_path, tiny_model_dir):
+    """ZeRO-3 checkpoints hold partitioned weights and optimizer state; resuming one repeats the run."""
+    ref_dir, cut_dir, cut_params = _reference_and_cut(tmp_path, tiny_model_dir,
+                                                      {"train.steps": 3, "train.deepspeed.zero_stage": 3})
+    ckpts = cut_dir / "models/trained/checkpoints"
+    _run(cut_dir, cut_params, kill_when=lambda: (ckpts / "step-000002" / "COMPLETE").exists())
+    _resume_and_match(ref_dir, cut_dir, cut_params)
 
 
 def test_rank_env_leaked_into_a_child_does_not_break_single_process_init(tmp_path):

@@ -84,7 +84,7 @@ def test_nan_loss_skips_the_step_and_never_reaches_a_checkpoint(workdir, tiny_mo
     assert rows[0]["skipped_steps"] == "1"
 
 
-def test_grad_norm_is_logged_and_cov_means_are_global(workdir, tiny_model_dir, monkeypatch):
+def test_grad_norm_is_logged_and_cov_selection_is_global(workdir, tiny_model_dir, monkeypatch):
     from pipeline.rl.baselines import ClipCov
     from pipeline.stages import train
 
@@ -92,14 +92,20 @@ def test_grad_norm_is_logged_and_cov_means_are_global(workdir, tiny_model_dir, m
     original = ClipCov.term
 
     def spy(self, inp):
-        seen.append(inp.cov_means)
+        seen.append((inp.cov_select, inp.mask))
         return original(self, inp)
 
     monkeypatch.setattr(ClipCov, "term", spy)
-    params = load_params(make_workdir(workdir, tiny_model_dir, **{"train.method": "clip_cov", "train.steps": 1,
-                                                                 "train.micro_batch_size": 2}))
+    params = load_params(make_workdir(workdir, tiny_model_dir, **{
+        "train.method": "clip_cov", "train.steps": 1, "train.micro_batch_size": 2, "entropy.cov.clip_ratio": 0.1,
+        "entropy.cov.clip_lb": -100.0, "entropy.cov.clip_ub": 100.0}))
     train.run(params)
-    assert len(seen) == 4 * params.train.updates_per_batch and seen[0] is not None and len(set(seen)) == 1  # one global centring for all micro-batches
+    n_micro = len(seen) // params.train.updates_per_batch
+    assert n_micro == 4 and all(sel is not None for sel, _ in seen)
+    first = seen[:n_micro]  # one selection over the whole batch, kept over the update epochs
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(first, seen[n_micro:]))
+    n_tokens = sum(int(m.sum()) for _, m in first)
+    assert sum(int(sel.sum()) for sel, _ in first) == max(int(0.1 * n_tokens), 1)
     # the fixed bonus always has a gradient (rewards of the tiny model may all be equal -> zero advantages)
     train.run(load_params(make_workdir(workdir, tiny_model_dir, **{"train.method": "fixed", "train.steps": 1})))
     row = next(csv.DictReader(open(workdir / "plots/train.csv")))

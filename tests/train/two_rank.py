@@ -1,4 +1,5 @@
-"""Launched by torchrun in test_distributed.py: train, then report each rank's weight checksum."""
+"""Launched by torchrun in test_distributed_and_resume.py: train, then report each rank's weight checksum
+(and save rank 0's full weights beside the report, to compare ZeRO stages)."""
 from __future__ import annotations
 
 import hashlib
@@ -13,6 +14,7 @@ from pipeline.stages.train import build_context, resume
 from pipeline.tracking import LocalTracker
 from pipeline.train.batch import PromptSampler, shard
 from pipeline.train.distributed import init
+from pipeline.train.engine import full_state_dict
 from pipeline.train.loop import train
 
 
@@ -23,7 +25,8 @@ def main(params_path: str, out_path: str) -> None:
     resume(ctx)
     last = train(ctx)
     digest = hashlib.sha256()
-    for name, t in sorted(ctx.engine.module.state_dict().items()):
+    state = full_state_dict(ctx.engine, ctx.settings.zero_stage)
+    for name, t in sorted(state.items()):
         digest.update(name.encode())
         digest.update(t.detach().to(torch.float64).numpy().tobytes())
     report = [None] * world
@@ -31,6 +34,7 @@ def main(params_path: str, out_path: str) -> None:
     dist.all_gather_object(report, {"rank": rank, "sha": digest.hexdigest(), "reward_mean": last["reward_mean"],
                                     "cursor": ctx.sampler.cursor, "first_shard": [p.id for p in first]})
     if rank == 0:
+        torch.save(state, out_path + ".pt")
         with open(out_path, "w") as fh:
             json.dump(report, fh)
 
