@@ -57,7 +57,6 @@ repro: install
 
 # The method x seed comparison (comparison/dvc.yaml): reports/comparison.{md,json} and curves.
 compare: install
-	cp comparison/pipeline.yaml comparison/dvc.yaml
 	$(PY) -m pipeline.tracking wrap compare -- $(VENV)/bin/dvc repro comparison/dvc.yaml
 
 # Prefect: a local server, and the flows served to it on a schedule (see README).

@@ -75,7 +75,7 @@ def repro_stage(stage: str, repo: str = ".", parent_run: str | None = None) -> s
 @task(name="dvc-exp-run", cache_policy=NO_CACHE, retries=0)
 def exp_run(overrides: dict, name: str, repo: str = ".") -> str:
     """One experiment (e.g. a method x seed cell) with params overridden by `dvc exp run -S`."""
-    args = ["exp", "run", "--name", name]
+    args = ["exp", "run", "dvc.yaml", "--name", name]  # the main pipeline, not the comparison matrix
     for key, value in overrides.items():
         args += ["-S", f"{key}={value}"]
     return run_dvc(args, repo)

@@ -43,3 +43,27 @@ def test_sweep_cells_then_compare_report(tmp_path, monkeypatch, tiny_model_dir):
         assert (tmp_path / f"reports/{png}.png").stat().st_size > 1000
     with pytest.raises(ConfigError, match="no entry named 'sirenn'"):
         sweep_run.cell_overrides(base, "sirenn", 1)
+
+
+def test_make_compare_pipeline_is_readable_by_dvc_and_mirrors_params():
+    """Regression: `make compare` copied a template to a git-ignored comparison/dvc.yaml, and DVC refuses
+    git-ignored pipeline files ("bad DVC file name ... is git-ignored"), so the comparison never ran."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.run([str(Path(sys.executable).parent / "dvc"), "stage", "list", "comparison/dvc.yaml"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    names = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
+    params = load_params(ROOT / "params.yaml")
+    cells = {f"comparison/dvc.yaml:run@{m.name}-{s}" for m in params.compare.methods for s in params.compare.seeds}
+    assert names == cells | {"comparison/dvc.yaml:compare"}
+    ignored = subprocess.run(["git", "check-ignore", "-q", "comparison/dvc.yaml"], cwd=ROOT)
+    assert ignored.returncode == 1  # not ignored
+    assert yaml.safe_load((ROOT / "comparison/dvc.yaml").read_text())["stages"]["run"]["matrix"]["seed"] == \
+        list(params.compare.seeds)
