@@ -12,18 +12,7 @@ import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-
-class ConfigError(ValueError):
-    """A bad params value: the message names the file, the key, the value and the fix."""
-
-
-def fld(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None, fix: str = "",
-        factory: Any = dataclasses.MISSING) -> Any:
-    """A dataclass field with range metadata and a fix hint used in error messages."""
-    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "fix": fix}
-    if factory is not dataclasses.MISSING:
-        return dataclasses.field(default_factory=factory, metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
+from pipeline.utils.fields import ConfigError, fld  # noqa: F401  (re-exported: the schema's field helpers)
 
 
 def fail(source: str, key: str, value: Any, problem: str, fix: str = "") -> typing.NoReturn:
@@ -40,6 +29,10 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in get_args(tp))
     if origin in (tuple, list):
         return f"a list of {_type_name(get_args(tp)[0])}"
+    if origin is dict:
+        return f"a mapping of names to {_type_name(get_args(tp)[1])}"
+    if tp is Any:
+        return "any value"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
     return getattr(tp, "__name__", str(tp))
@@ -66,6 +59,13 @@ def _convert(tp: Any, value: Any, key: str, source: str, fix: str) -> Any:
             except ConfigError as exc:
                 errors.append(exc)
         fail(source, key, value, f"must be {_type_name(tp)}", fix)
+    if tp is Any:  # free-form (e.g. a comparison arm's overrides), validated by the caller
+        return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            fail(source, key, value, f"must be {_type_name(tp)}", fix)
+        _, value_tp = get_args(tp)
+        return {str(k): _convert(value_tp, v, f"{key}.{k}", source, fix) for k, v in value.items()}
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             fail(source, key, value, f"must be {_type_name(tp)}", fix)
@@ -146,6 +146,8 @@ def to_dict(obj: Any) -> Any:
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (tuple, list)):
         return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
     return obj
 
 

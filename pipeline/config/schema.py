@@ -1,16 +1,21 @@
 """The params.yaml schema: one frozen dataclass per section, plus cross-field rules.
 
-Sections mirror params.yaml: seed, data, model, difficulty, entropy, train, rollout, eval, tracking.
-Defaults here equal the embedded CPU default; `profiles/gpu.yaml` overrides them for the real setup.
+Sections mirror params.yaml: seed, data, model, difficulty, entropy, train, rollout, eval, compare,
+tracking.  Defaults here equal the embedded CPU default; `profiles/gpu.yaml` overrides them for the real
+setup.  The method list and the `entropy.<method>` sections come from the method registry
+(`pipeline.rl.registry`): each method brings its own config dataclass.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
-from pipeline.config.loader import ConfigError, fld
+from pipeline.config.loader import ConfigError, build, fld, to_dict
+from pipeline.rl.registry import method_class, method_configs, method_names
 
-METHODS = ("none", "fixed", "aer", "aent", "siren", "skywork", "clip_cov", "kl_cov")
+METHODS = method_names()
+Method = Literal[METHODS]  # type: ignore[valid-type]
 AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
 
@@ -120,72 +125,10 @@ class MeasureCfg:
     out: str = "data/entropy/h0.json"
 
 
-@dataclass(frozen=True)
-class AerCfg:
-    tau: float = fld(0.4, gt=0.0, fix="target entropy is tau * H0; use a ratio such as 0.4")
-    alpha_init: float = fld(0.0, ge=0.0)
-    lr: float = fld(0.02, gt=0.0)
-    alpha_min: float = fld(0.0, ge=0.0)
-    alpha_max: float = fld(0.05, gt=0.0)
-    weight_mode: Literal["linear", "threshold"] = "linear"
-    threshold: float = fld(0.5, ge=0.0, le=1.0)
-    ema_blend: float = fld(0.0, ge=0.0, le=1.0, fix="0 uses base pass rates only; 1 uses only online accuracy")
-    ema_decay: float = fld(0.9, ge=0.0, lt=1.0)
-
-
-@dataclass(frozen=True)
-class FixedCfg:
-    beta: float = fld(1e-3, ge=0.0)
-
-
-@dataclass(frozen=True)
-class AentCfg:
-    lambda_init: float = fld(2e-3, ge=0.0)
-    clamp_p: float = fld(0.33, ge=0.0, lt=1.0)
-    h_low: float = fld(0.15, ge=0.0)
-    h_high: float = fld(0.24, ge=0.0)
-    beta: float = fld(2e-3, gt=0.0)
-    warmup_steps: int = fld(30, ge=0)
-    lambda_low: float = fld(6e-4, ge=0.0)
-    lambda_high: float = fld(9e-3, gt=0.0)
-
-
-@dataclass(frozen=True)
-class SirenCfg:
-    beta: float = fld(5e-3, ge=0.0)
-    top_p: float = fld(0.8, gt=0.0, le=1.0)
-    top_k: int = fld(10000, ge=1)
-    rho: float = fld(0.8, ge=0.0, lt=1.0)
-
-
-@dataclass(frozen=True)
-class SkyworkCfg:
-    target: float = fld(0.2, gt=0.0)
-    coef_init: float = fld(5e-3, ge=0.0)
-    delta: float = fld(5e-4, gt=0.0)
-    coef_min: float = fld(0.0, ge=0.0)
-    coef_max: float = fld(5e-2, gt=0.0)
-
-
-@dataclass(frozen=True)
-class CovCfg:
-    """Clip-Cov / KL-Cov (Cui et al. 2025)."""
-    clip_ratio: float = fld(2e-4, gt=0.0, lt=1.0)
-    clip_lb: float = 1.0
-    clip_ub: float = 5.0
-    kl_ratio: float = fld(2e-3, gt=0.0, lt=1.0)
-    kl_coef: float = fld(1.0, ge=0.0)
-
-
-@dataclass(frozen=True)
-class EntropyCfg:
-    measure: MeasureCfg = fld(factory=MeasureCfg)
-    aer: AerCfg = fld(factory=AerCfg)
-    fixed: FixedCfg = fld(factory=FixedCfg)
-    aent: AentCfg = fld(factory=AentCfg)
-    siren: SirenCfg = fld(factory=SirenCfg)
-    skywork: SkyworkCfg = fld(factory=SkyworkCfg)
-    cov: CovCfg = fld(factory=CovCfg)
+# entropy: how H0 is measured, then one section per registered method with a config dataclass
+EntropyCfg = dataclasses.make_dataclass(
+    "EntropyCfg", [("measure", MeasureCfg, fld(factory=MeasureCfg))]
+    + [(name, cfg, fld(factory=cfg)) for name, cfg in method_configs().items()], frozen=True)
 
 
 @dataclass(frozen=True)
@@ -197,21 +140,27 @@ class DeepSpeedCfg:
 
 @dataclass(frozen=True)
 class TrainCfg:
-    method: Literal["none", "grpo", "fixed", "aer", "aent", "siren", "skywork", "clip_cov", "kl_cov"] = "aer"
-    steps: int = fld(40, ge=1)
-    prompts_per_step: int = fld(16, ge=1)
+    method: Method = "aer"
+    steps: int = fld(60, ge=1)
+    prompts_per_step: int = fld(32, ge=1)
     group_size: int = fld(8, ge=2, fix="GRPO needs at least 2 samples per prompt")
-    micro_batch_size: int = fld(32, ge=1)
-    updates_per_batch: int = fld(1, ge=1)
-    lr: float = fld(2e-4, gt=0.0, le=1.0)
+    micro_batch_size: int = fld(32, ge=1, fix="samples per forward/backward on one rank, e.g. 32")
+    mini_batch_size: Optional[int] = fld(None, ge=1, fix="samples per optimizer step over all ranks (a multiple "
+                                         "of group_size dividing prompts_per_step * group_size), or null for one "
+                                         "step per pass over the rollout batch")
+    updates_per_batch: int = fld(2, ge=1, fix="passes (epochs) over each rollout batch, e.g. 1 or 2")
+    lr: float = fld(1e-4, gt=0.0, le=1.0)
     weight_decay: float = fld(0.0, ge=0.0)
-    clip_low: float = fld(0.2, gt=0.0, lt=1.0)
-    clip_high: float = fld(0.2, gt=0.0, fix="Clip-Higher uses clip_high > clip_low, e.g. 0.28")
+    clip_low: float = fld(0.2, gt=0.0, le=1.0, fix="the PPO clip's lower bound is 1 - clip_low; use a value in (0, 1]")
+    clip_high: float = fld(0.2, gt=0.0, le=1.0,
+                           fix="Clip-Higher uses clip_high > clip_low, e.g. 0.28; values above 1 disable the clip")
     agg_mode: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
     scale_by_std: bool = True
     temperature: float = fld(1.0, gt=0.0, le=2.0)
     top_p: float = fld(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = fld(96, ge=1)
+    max_consecutive_skips: int = fld(3, ge=1, fix="stop after this many consecutive steps with a non-finite "
+                                     "loss or gradient, e.g. 3")
     checkpoint_every: int = fld(10, ge=1)
     resume: Literal["auto", "never"] = "auto"
     out_dir: str = "models/trained"
@@ -244,19 +193,20 @@ class EvalCfg:
 
 
 @dataclass(frozen=True)
-class SweepMethodCfg:
-    """One column of the method comparison: a name, the entropy method and optional Clip-Higher bound."""
-    name: str
-    method: Literal["none", "grpo", "fixed", "aer", "aent", "siren", "skywork", "clip_cov", "kl_cov"]
-    clip_high: Optional[float] = fld(None, gt=0.0)
+class ArmCfg:
+    """One arm of the method comparison: the entropy method and any train.* / entropy.* overrides."""
+    method: Method
+    overrides: dict[str, Any] = fld(factory=dict)
+
+
+def _default_arms() -> dict[str, ArmCfg]:
+    return {"grpo": ArmCfg("none"), "fixed": ArmCfg("fixed"), "aer": ArmCfg("aer"), "aent": ArmCfg("aent"),
+            "siren": ArmCfg("siren"), "clip_higher": ArmCfg("none", {"train.clip_high": 0.28})}
 
 
 @dataclass(frozen=True)
 class CompareCfg:
-    methods: tuple[SweepMethodCfg, ...] = fld(factory=lambda: tuple(
-        SweepMethodCfg(n, m, c) for n, m, c in (("grpo", "none", None), ("fixed", "fixed", None), ("aer", "aer", None),
-                                                ("aent", "aent", None), ("siren", "siren", None),
-                                                ("clip_higher", "none", 0.28))))
+    arms: dict[str, ArmCfg] = fld(factory=_default_arms)
     seeds: tuple[int, ...] = (1, 2, 3)
     steps: Optional[int] = fld(None, ge=1, fix="null trains as long as train.steps")
     runs_dir: str = "runs"
@@ -309,22 +259,10 @@ def validate_params(p: Params, source: str = "params.yaml") -> None:
     if p.difficulty.drop_always_solved and p.difficulty.drop_never_solved and p.difficulty.n_samples < 2:
         _bad(source, "difficulty.n_samples", p.difficulty.n_samples, "leaves nothing after both filters",
              "use n_samples >= 2 or disable one filter")
-    aer = p.entropy.aer
-    if not aer.alpha_min <= aer.alpha_init <= aer.alpha_max:
-        _bad(source, "entropy.aer.alpha_init", aer.alpha_init,
-             f"is outside [alpha_min, alpha_max] = [{aer.alpha_min}, {aer.alpha_max}]",
-             "pick alpha_init within the box")
-    aent = p.entropy.aent
-    if aent.h_low > aent.h_high:
-        _bad(source, "entropy.aent.h_low", aent.h_low, f"exceeds h_high {aent.h_high}", "use h_low <= h_high")
-    if not aent.lambda_low <= aent.lambda_high:
-        _bad(source, "entropy.aent.lambda_low", aent.lambda_low, "exceeds lambda_high", "use lambda_low <= lambda_high")
-    sky = p.entropy.skywork
-    if not sky.coef_min <= sky.coef_init <= sky.coef_max:
-        _bad(source, "entropy.skywork.coef_init", sky.coef_init, "is outside [coef_min, coef_max]",
-             "pick coef_init within the box")
-    if p.entropy.cov.clip_lb > p.entropy.cov.clip_ub:
-        _bad(source, "entropy.cov.clip_lb", p.entropy.cov.clip_lb, "exceeds clip_ub", "use clip_lb <= clip_ub")
+    for name in method_configs():
+        for key, value, problem, fix in getattr(getattr(p.entropy, name), "problems", lambda: [])():
+            _bad(source, f"entropy.{name}.{key}", value, problem, fix)
+    validate_train(p.train, source)
     if "{problem}" not in p.model.prompt_template:
         _bad(source, "model.prompt_template", p.model.prompt_template, "has no {problem} placeholder",
              "include {problem} where the problem text goes")
@@ -334,9 +272,64 @@ def validate_params(p: Params, source: str = "params.yaml") -> None:
     if not p.data.synthetic.enabled and not p.data.sources:
         _bad(source, "data.sources", [], "is empty while data.synthetic.enabled is false",
              "enable the synthetic task family or list at least one source")
-    sweep = [m.name for m in p.compare.methods]
-    if len(set(sweep)) != len(sweep):
-        _bad(source, "compare.methods", sweep, "repeats a name", "give every compared method its own name")
+    for name, arm in p.compare.arms.items():
+        check_arm_keys(name, arm, source)
     names = [b.name for b in p.eval.benchmarks]
     if len(set(names)) != len(names):
         _bad(source, "eval.benchmarks", names, "lists a benchmark twice", "list each benchmark once")
+
+
+def optimizer_steps_per_rollout(t: TrainCfg) -> int:
+    batch = t.prompts_per_step * t.group_size
+    return t.updates_per_batch * (batch // (t.mini_batch_size or batch))
+
+
+def validate_train(t: TrainCfg, source: str) -> None:
+    """Mini-batch shape, and mechanisms that can never act with one optimizer step per rollout batch."""
+    batch = t.prompts_per_step * t.group_size
+    mini = t.mini_batch_size or batch
+    if batch % mini or mini % t.group_size:
+        _bad(source, "train.mini_batch_size", t.mini_batch_size,
+             f"must divide the rollout batch (prompts_per_step x group_size = {batch}) into whole groups of "
+             f"{t.group_size}", f"use a multiple of {t.group_size} that divides {batch}, e.g. {batch // 2}")
+    if t.clip_high != t.clip_low and not method_class(t.method).uses_ppo_clip:
+        _bad(source, "train.clip_high", t.clip_high, f"has no effect: train.method {t.method} does not use the PPO "
+             "clip", "set train.clip_high equal to train.clip_low")
+    if optimizer_steps_per_rollout(t) > 1:
+        return
+    fix = (f"take several optimizer steps per rollout batch: train.mini_batch_size < {batch} (e.g. {batch // 2}) "
+           "or train.updates_per_batch >= 2")
+    if t.clip_high != t.clip_low:
+        _bad(source, "train.clip_high", t.clip_high, "differs from train.clip_low, but with one optimizer step per "
+             "rollout batch the importance ratio is exactly 1 and Clip-Higher's bound never acts", fix)
+    if method_class(t.method).off_policy_only:
+        _bad(source, "train.method", t.method, "acts only once the policy moves away from the rollout policy, "
+             "which never happens with one optimizer step per rollout batch", fix)
+
+
+def check_arm_keys(name: str, arm: ArmCfg, source: str) -> None:
+    for key in arm.overrides:
+        if not key.startswith(("train.", "entropy.")) or key == "train.method":
+            _bad(source, f"compare.arms.{name}.overrides", key, "is not a train.* or entropy.* key (the method "
+                 "is the arm's `method`)", "override train.* and entropy.* keys only, e.g. train.clip_high: 0.28")
+
+
+def arm_params(p: Params, name: str, source: str = "params.yaml") -> Params:
+    """The full, validated config of comparison arm `name` (its method and overrides over `p`); errors name
+    the arm.  The comparison validates every arm with this before it trains anything."""
+    arm = p.compare.arms[name]
+    raw = to_dict(p)
+    raw["compare"]["arms"] = {}  # validate this arm alone
+    for key, value in {"train.method": arm.method, **arm.overrides}.items():
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                _bad(source, f"compare.arms.{name}.overrides", key, "names no section of params.yaml",
+                     "use a dotted key such as train.clip_high")
+            node = node[part]
+        node[leaf] = value
+    arm_source = f"{source}: compare.arms.{name}"
+    built = build(Params, raw, arm_source)
+    validate_params(built, arm_source)
+    return built

@@ -67,3 +67,10 @@ def answer_to_text(value: Any) -> Optional[str]:
     if isinstance(value, str):
         return value.strip() or None
     return None
+
+
+def load_problems(path) -> list[Problem]:
+    """Prepared problems from a jsonl file; a malformed row names the file and line."""
+    from pipeline.utils.io import read_jsonl
+
+    return [Problem.from_row(r, f"{path}:{i}") for i, r in enumerate(read_jsonl(path), 1)]

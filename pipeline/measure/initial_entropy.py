@@ -3,8 +3,9 @@
 H0 is the base policy's token-mean entropy over its own sampled responses to training prompts,
 computed by a teacher-forced forward pass with the memory-bounded fused entropy (vLLM returns only
 top-k log-probs, not entropies).  Reported overall and per difficulty bucket with token counts and a
-bootstrap CI over responses.  SIREN's selected-entropy anchor and AEnt's clamped entropy are measured on
-the same responses, so the trainer starts every method from the same measurement.
+bootstrap CI over responses.  The anchors methods ask for (`Regularizer.anchor_stats`: SIREN's
+selected-entropy anchor, AEnt's clamped entropy) are measured on the same responses, so the trainer starts
+every method from the same measurement.
 """
 from __future__ import annotations
 
@@ -16,37 +17,37 @@ from pipeline.data.prompts import format_prompt
 from pipeline.data.schema import Problem
 from pipeline.eval.metrics import bootstrap_ratio_ci
 from pipeline.models.forward import pack, response_logprobs_entropy
-from pipeline.rl.baselines import Siren
-from pipeline.rl.entropy import clamped_entropy
+from pipeline.rl.methods.base import Denoms, RegInputs
 from pipeline.rollout.types import SamplingConfig
 
 
 @torch.no_grad()
 def response_entropies(model, prompt_ids: list[list[int]], responses: list[list[int]], pad_id: int, *,
-                       temperature: float, chunk_size: int, siren: Siren | None, aent_clamp_p: float | None,
+                       temperature: float, chunk_size: int, anchors: dict | None = None,
                        micro_batch: int = 16) -> dict[str, list[float]]:
-    """Per response: entropy sum, token count, and (optional) SIREN selected / AEnt clamped statistics."""
-    out: dict[str, list[float]] = {"sum": [], "count": [], "siren_sel": [], "siren_has": [], "aent_sum": []}
+    """Per response: entropy sum and token count; plus, for each anchor name a method measures
+    (`anchors`: name -> (method class, its config), see `Regularizer.anchor_stats`), its summed (sum, count)."""
+    anchors = anchors or {}
+    need_logits = any(cls.needs_logits for cls, _ in anchors.values())
+    out: dict = {"sum": [], "count": [], "anchors": {}}
     for s in range(0, len(responses), micro_batch):
         batch = pack(prompt_ids[s:s + micro_batch], responses[s:s + micro_batch], pad_id)
-        need_logits = siren is not None or aent_clamp_p is not None
         _, ent, logits = response_logprobs_entropy(model, batch, temperature=temperature, chunk_size=chunk_size,
                                                    with_logits=need_logits)
         m = batch.response_mask
         out["sum"] += (ent * m).sum(1).tolist()
         out["count"] += m.sum(1).tolist()
-        if siren is not None:
-            per_seq, has = siren.selected_entropy(logits, m)
-            out["siren_sel"] += per_seq.tolist()
-            out["siren_has"] += has.float().tolist()
-        if aent_clamp_p is not None:
-            out["aent_sum"] += (clamped_entropy(logits, clamp_p=aent_clamp_p) * m).sum(1).tolist()
+        inp = RegInputs(entropy=ent, mask=m, denoms=Denoms(1.0, 1.0, 1.0, m.shape[1]), logits=logits)
+        for cls, cfg in anchors.values():
+            for key, (total, count) in cls.anchor_stats(cfg, inp).items():
+                prev = out["anchors"].get(key, (0.0, 0.0))
+                out["anchors"][key] = (prev[0] + total, prev[1] + count)
     return out
 
 
 def measure(model, tokenizer, engine, problems: Sequence[Problem], buckets: dict[str, str], *, template: str,
             use_chat_template: bool, sampling: SamplingConfig, temperature: float, chunk_size: int, bootstrap: int,
-            siren: Siren | None = None, aent_clamp_p: float | None = None) -> dict:
+            anchors: dict | None = None) -> dict:
     """Sample responses with the rollout engine, then measure entropies teacher-forced."""
     prompts = [format_prompt(p.problem, template, tokenizer, use_chat_template) for p in problems]
     completions = engine.generate(prompts, sampling)
@@ -59,7 +60,7 @@ def measure(model, tokenizer, engine, problems: Sequence[Problem], buckets: dict
                 responses.append(list(c.token_ids))
                 owners.append(p.id)
     stats = response_entropies(model, prompt_ids, responses, tokenizer.pad_token_id, temperature=temperature,
-                               chunk_size=chunk_size, siren=siren, aent_clamp_p=aent_clamp_p)
+                               chunk_size=chunk_size, anchors=anchors)
     return summarise(stats, owners, buckets, bootstrap, sampling.seed)
 
 
@@ -75,9 +76,6 @@ def summarise(stats: dict[str, list[float]], owners: list[str], buckets: dict[st
         per_bucket[b] = {"h0": sum(s) / max(sum(c), 1), "n_tokens": int(sum(c)), "n_responses": len(idx),
                          "h0_ci95": list(bootstrap_ratio_ci(s, c, resamples=bootstrap, seed=seed))}
     result["per_bucket"] = per_bucket
-    if stats["siren_has"]:
-        n = sum(stats["siren_has"])
-        result["siren_anchor"] = sum(v * h for v, h in zip(stats["siren_sel"], stats["siren_has"])) / max(n, 1)
-    if stats["aent_sum"]:
-        result["aent_clamped_entropy"] = sum(stats["aent_sum"]) / max(count, 1)
+    for key, (total, count) in stats["anchors"].items():
+        result[key] = total / max(count, 1.0)
     return result

@@ -1,33 +1,44 @@
-"""Regularizers by name, and how a policy loss is assembled with one.
+"""The one method registry: names, config classes and construction, read by the schema, stages and tests.
 
-`build_regularizer(name, **kwargs)` takes explicit keyword arguments (the trainer maps params.yaml to
-them); `regularized_loss` applies a `RegOutput` to the per-token policy losses and aggregates.
+`method_names()` lists every `train.method` value (aliases included); `method_configs()` maps each
+method with a config to its dataclass (the `entropy.<name>` sections of params.yaml); `build(name, cfg,
+anchors, seed)` constructs the method from its section, the entropy stage's anchors and the seed.
 """
 from __future__ import annotations
 
-import torch
+from typing import Any
 
-from pipeline.rl.baselines import ClipCov, KLCov, Siren, Skywork
-from pipeline.rl.losses import aggregate
-from pipeline.rl.regularizers import AER, AEnt, FixedEntropy, Regularizer, RegOutput
+from pipeline.rl.methods import REGISTRY, Regularizer
 
-REGULARIZERS: dict[str, type[Regularizer]] = {
-    "none": Regularizer, "grpo": Regularizer, "fixed": FixedEntropy, "aer": AER, "aent": AEnt,
-    "siren": Siren, "skywork": Skywork, "clip_cov": ClipCov, "kl_cov": KLCov,
-}
+
+def method_names() -> tuple[str, ...]:
+    return tuple(REGISTRY)
+
+
+def method_class(name: str) -> type[Regularizer]:
+    if name not in REGISTRY:
+        raise KeyError(f"unknown entropy method {name!r}; known: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def method_configs() -> dict[str, type]:
+    """{section name: config dataclass} for every method that has one, in registration order."""
+    out: dict[str, type] = {}
+    for cls in REGISTRY.values():
+        if cls.Config is not None:
+            out.setdefault(cls.name, cls.Config)
+    return out
+
+
+def build(name: str, entropy_cfg: Any = None, anchors: dict | None = None, seed: int = 0) -> Regularizer:
+    """The method `name`, configured from `entropy_cfg.<name>` (the validated `entropy` section)."""
+    cls = method_class(name)
+    cfg = getattr(entropy_cfg, cls.name) if cls.Config is not None and entropy_cfg is not None else None
+    if cls.Config is not None and cfg is None:
+        cfg = cls.Config()
+    return cls.from_config(cfg, anchors or {}, seed)
 
 
 def build_regularizer(name: str, **kwargs) -> Regularizer:
-    if name not in REGULARIZERS:
-        raise KeyError(f"unknown entropy method {name!r}; known: {', '.join(REGULARIZERS)}")
-    return REGULARIZERS[name](**kwargs)
-
-
-def regularized_loss(per_token: torch.Tensor, mask: torch.Tensor, out: RegOutput, agg_mode: str,
-                     max_len: int | None = None) -> torch.Tensor:
-    """per_token [B,T] policy losses -> scalar: (per_token * weight + token_term) aggregated + term."""
-    if out.policy_weight is not None:
-        per_token = per_token * out.policy_weight
-    if out.token_term is not None:
-        per_token = per_token + out.token_term
-    return aggregate(per_token, mask, agg_mode, max_len=max_len) + out.term
+    """The method `name` from explicit constructor keyword arguments (tests, benchmarks)."""
+    return method_class(name)(**kwargs)

@@ -36,4 +36,14 @@ def make_engine(backend: str, *, model=None, tokenizer=None, model_path: str | N
                       enforce_eager=enforce_eager)
 
 
-__all__ = ["Completion", "SamplingConfig", "HFEngine", "make_engine", "resolve_backend", "sample_seed"]
+def engine_from_params(params, model, tokenizer, model_path: str | None = None):
+    """The rollout engine that `params.rollout` selects, for an in-memory model (HF) or a saved one (vLLM)."""
+    r = params.rollout
+    return make_engine(r.backend, model=model, tokenizer=tokenizer, model_path=model_path or params.model.name_or_path,
+                       dtype=params.model.dtype, seed=params.seed, batch_size=r.batch_size, kv_cache_gb=r.kv_cache_gb,
+                       gpu_memory_utilization=r.gpu_memory_utilization, tensor_parallel_size=r.tensor_parallel_size,
+                       enforce_eager=r.enforce_eager)
+
+
+__all__ = ["Completion", "SamplingConfig", "HFEngine", "engine_from_params", "make_engine", "resolve_backend",
+           "sample_seed"]

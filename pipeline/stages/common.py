@@ -8,6 +8,8 @@ from typing import Iterator
 
 from pipeline import tracking
 from pipeline.config import ConfigError, Params, flatten, load_params, to_dict
+from pipeline.data.schema import load_problems  # noqa: F401  (re-exported for the stage entry points)
+from pipeline.rollout import engine_from_params  # noqa: F401
 
 
 @contextlib.contextmanager
@@ -63,21 +65,3 @@ def main_guard(fn) -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
-
-def load_problems(path) -> list:
-    """Prepared problems from a jsonl file; a malformed row names the file and line."""
-    from pipeline.data.schema import Problem
-    from pipeline.utils.io import read_jsonl
-
-    return [Problem.from_row(r, f"{path}:{i}") for i, r in enumerate(read_jsonl(path), 1)]
-
-
-def engine_from_params(params: Params, model, tokenizer, model_path: str | None = None):
-    """The rollout engine that params.rollout selects, for an in-memory model (HF) or a saved one (vLLM)."""
-    from pipeline.rollout import make_engine
-
-    r = params.rollout
-    return make_engine(r.backend, model=model, tokenizer=tokenizer, model_path=model_path or params.model.name_or_path,
-                       dtype=params.model.dtype, seed=params.seed, batch_size=r.batch_size, kv_cache_gb=r.kv_cache_gb,
-                       gpu_memory_utilization=r.gpu_memory_utilization, tensor_parallel_size=r.tensor_parallel_size,
-                       enforce_eager=r.enforce_eager)

@@ -49,7 +49,7 @@ def run(params: Params) -> dict:
     c = params.compare
     benchmark = params.eval.benchmarks[0].name
     h0 = read_json(params.entropy.measure.out)["h0"]
-    runs = {m.name: [load_run(Path(c.runs_dir) / f"{m.name}-s{s}", benchmark) for s in c.seeds] for m in c.methods}
+    runs = {name: [load_run(Path(c.runs_dir) / f"{name}-s{s}", benchmark) for s in c.seeds] for name in c.arms}
     table = {name: summarise_method(rs, h0) for name, rs in runs.items()}
     base = [r["eval"]["avg@n"]["mean"] for r in runs.get("grpo", [])]
     verdicts = {n: "baseline" if n == "grpo" else beats([r["eval"]["avg@n"]["mean"] for r in rs], base)

@@ -10,7 +10,7 @@ import torch
 from pipeline.config import Params
 from pipeline.measure.initial_entropy import measure
 from pipeline.models.loading import load_policy
-from pipeline.rl.baselines import Siren
+from pipeline.rl.registry import method_class, method_configs
 from pipeline.rollout.types import SamplingConfig
 from pipeline.stages.common import engine_from_params, load_problems, main_guard, record_metrics, stage_run
 from pipeline.utils.io import read_jsonl, write_json
@@ -25,7 +25,7 @@ def run(params: Params) -> dict:
     rates = {r["id"]: r for r in read_jsonl(params.difficulty.out)}
     problems = [p for p in load_problems(Path(params.data.out_dir) / "train.jsonl") if rates.get(p.id, {}).get("kept")]
     problems = random.Random(derive_seed(params.seed, "entropy")).sample(problems, min(m.n_prompts, len(problems)))
-    sv = params.entropy.siren
+    anchors = {name: (method_class(name), getattr(params.entropy, name)) for name in method_configs()}
     with stage_run("entropy", params) as tracker:
         model, tokenizer = load_policy(params.model.name_or_path, params.model.dtype)
         engine = engine_from_params(params, model, tokenizer)
@@ -34,8 +34,7 @@ def run(params: Params) -> dict:
                          sampling=SamplingConfig(m.n_samples, m.temperature, 1.0, m.max_new_tokens,
                                                  derive_seed(params.seed, "entropy-sampling")),
                          temperature=params.train.temperature, chunk_size=m.chunk_size, bootstrap=m.bootstrap,
-                         siren=Siren(beta=sv.beta, top_p=sv.top_p, top_k=sv.top_k, rho=sv.rho),
-                         aent_clamp_p=params.entropy.aent.clamp_p)
+                         anchors=anchors)
         engine.close()
         write_json(m.out, result)
         record_metrics(tracker, METRICS, result)

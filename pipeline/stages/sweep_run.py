@@ -1,8 +1,8 @@
-"""One cell of the method comparison: train and evaluate `<name>` with `<seed>` into its own run dir.
+"""One cell of the method comparison: train and evaluate arm `<name>` with `<seed>` into its own run dir.
 
     python -m pipeline.stages.sweep_run --name aer --seed 1     (driven by comparison/dvc.yaml's matrix)
 
-The entry `name` of `compare.methods` gives the entropy method and optional Clip-Higher bound; every
+The arm `compare.arms.<name>` gives the entropy method and its train.* / entropy.* overrides; every
 output of the cell goes under `<compare.runs_dir>/<name>-s<seed>/`, and only the trained model is
 evaluated (the base model's numbers come from the main pipeline).
 """
@@ -16,16 +16,14 @@ from pipeline.stages import evaluate, train
 
 
 def cell_overrides(params: Params, name: str, seed: int) -> dict:
-    entry = next((m for m in params.compare.methods if m.name == name), None)
-    if entry is None:
-        raise ConfigError(f"params.yaml: compare.methods has no entry named {name!r}. "
-                          f"Fix: use one of {[m.name for m in params.compare.methods]}")
+    arm = params.compare.arms.get(name)
+    if arm is None:
+        raise ConfigError(f"params.yaml: compare.arms has no arm named {name!r}. "
+                          f"Fix: use one of {sorted(params.compare.arms)}")
     run = Path(params.compare.runs_dir) / f"{name}-s{seed}"
-    out = {"seed": seed, "train.method": entry.method, "train.out_dir": str(run / "model"),
+    out = {"seed": seed, "train.method": arm.method, **arm.overrides, "train.out_dir": str(run / "model"),
            "train.log_dir": str(run), "train.metrics_file": str(run / "train.json"),
            "eval.out_dir": str(run / "eval"), "eval.metrics_file": str(run / "eval.json"), "eval.models": ["trained"]}
-    if entry.clip_high is not None:
-        out["train.clip_high"] = entry.clip_high
     if params.compare.steps is not None:
         out["train.steps"] = params.compare.steps
     return out

@@ -2,7 +2,7 @@
 
 The sampler walks seeded per-epoch permutations of the training prompts; its whole state is one
 integer cursor, so a resumed run draws exactly the prompts an uninterrupted run would.  With several
-ranks each rank takes its contiguous shard of the step's prompts.
+ranks each rank takes its part of every global mini-batch (`shard`).
 """
 from __future__ import annotations
 
@@ -32,9 +32,13 @@ class PromptSampler:
         return out
 
 
-def shard(items: list, rank: int, world: int) -> list:
-    per = len(items) // world
-    return items[rank * per:(rank + 1) * per]
+def shard(items: list, rank: int, world: int, chunks: int = 1) -> list:
+    """This rank's share of a step's prompts.  The step's prompts form `chunks` consecutive global
+    mini-batches; each rank takes its contiguous part of every one, so local mini-batch k on every rank
+    together make global mini-batch k, whatever the number of ranks."""
+    size = len(items) // chunks
+    per = size // world
+    return [x for c in range(chunks) for x in items[c * size + rank * per:c * size + (rank + 1) * per]]
 
 
 @dataclass

@@ -1,13 +1,15 @@
-"""The on-policy GRPO training loop: rollout -> reward -> advantage -> loss -> controller -> sync -> log.
+"""The on-policy GRPO training loop: rollout -> reward -> advantage -> update -> sync -> log.
 
 `train(ctx)` is the whole loop on one page; each phase is a named helper.  Rollout seeds derive from
 (seed, step, rank), the data cursor and every stateful object are checkpointed, so a resumed run
-repeats the uninterrupted one exactly on CPU.
+repeats the uninterrupted one exactly on CPU.  A step whose update saw a non-finite loss or gradient is
+skipped (counted once); `train.max_consecutive_skips` such steps in a row stop the run.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +21,20 @@ from tqdm.auto import tqdm
 from pipeline.data.prompts import format_prompt
 from pipeline.rewards import score_batch
 from pipeline.rl.advantages import grpo_advantages
-from pipeline.rl.regularizers import AER, Regularizer
+from pipeline.rl.methods.base import Regularizer
 from pipeline.rollout.types import SamplingConfig
 from pipeline.train import checkpoint
 from pipeline.train.batch import PromptSampler, RolloutBatch, shard
-from pipeline.train.distributed import is_main
+from pipeline.train.distributed import all_gather_lists, is_main
 from pipeline.train.engine import full_state_dict
 from pipeline.train.telemetry import StepLog, step_metrics
 from pipeline.train.update import UpdateSettings, update
+from pipeline.utils.io import atomic_open
 from pipeline.utils.seeding import derive_seed
+
+
+class TrainingAborted(RuntimeError):
+    """Too many consecutive steps with a non-finite loss or gradient."""
 
 
 @dataclass
@@ -44,10 +51,13 @@ class TrainContext:
     tracker: Any
     rank: int = 0
     world: int = 1
+    n_minibatches: int = 1       # global mini-batches per pass over a rollout batch
     start_step: int = 0
     ckpt_dir: str = "models/trained/checkpoints"
     samples_path: Optional[str] = None
-    skipped_steps: int = 0
+    skipped_steps: int = 0       # rollout steps with at least one skipped optimizer step
+    skipped_updates: int = 0     # optimizer steps skipped
+    consecutive_skips: int = 0
     fingerprint: str = ""
     last: dict = field(default_factory=dict)
 
@@ -67,20 +77,19 @@ def train(ctx: TrainContext) -> dict:
                desc=f"train[{p.method}]", dynamic_ncols=True)
     for step in bar:
         timer = Timer()
-        problems = shard(ctx.sampler.next(p.prompts_per_step), ctx.rank, ctx.world)
+        problems = shard(ctx.sampler.next(p.prompts_per_step), ctx.rank, ctx.world, ctx.n_minibatches)
         with timer("rollout"):
             prompts, completions = rollout(ctx, problems, step)
         with timer("reward"):
             batch = score(ctx, problems, prompts, completions)
         with timer("update"):
-            result = update(ctx.engine, batch, ctx.reg, ctx.settings, ctx.tokenizer.pad_token_id)
-        reg_metrics = ctx.reg.update(result.stat, step)
+            result = update(ctx.engine, batch, ctx.reg, ctx.settings, ctx.tokenizer.pad_token_id, step)
         with timer("sync"):
             sync(ctx)
-        ctx.skipped_steps += result.skipped
-        ctx.last = log_step(ctx, step, batch, result, reg_metrics, timer, completions)
+        count_skips(ctx, step, result.skipped)
+        ctx.last = log_step(ctx, step, batch, result, timer, completions)
         bar.set_postfix(reward=f"{ctx.last['reward_mean']:.3f}", entropy=f"{ctx.last.get('entropy', float('nan')):.4f}",
-                        alpha=f"{ctx.last.get('reg/coef', 0.0):.4g}")
+                        coef=f"{ctx.last.get('reg/coef', 0.0):.4g}")
         if (step + 1) % p.checkpoint_every == 0 or step + 1 == p.steps:
             checkpoint.save(ctx.engine, ctx.ckpt_dir, step + 1, trainer_state(ctx, step + 1))
     return ctx.last
@@ -101,17 +110,16 @@ def score(ctx: TrainContext, problems, prompts, completions) -> RolloutBatch:
     results = score_batch([c.text for c in flat], [x.answer for x in problems for _ in range(g)])
     rewards = torch.tensor([r.score for r in results], dtype=torch.float32)
     ids = [x.id for x in problems]
-    if isinstance(ctx.reg, AER):
-        ctx.reg.observe(ids, rewards.view(-1, g).mean(1).tolist())
-        base = ctx.reg.blended_pass_rates(ids, torch.tensor([ctx.rates[i][0] for i in ids]))
-    else:
-        base = torch.tensor([ctx.rates[i][0] for i in ids])
+    # every rank's group accuracies, so per-prompt method state is identical on every rank
+    everyone = all_gather_lists(list(zip(ids, rewards.view(-1, g).mean(1).tolist())))
+    ctx.reg.observe([i for part in everyone for i, _ in part], [a for part in everyone for _, a in part])
+    rates = ctx.reg.difficulty(ids, torch.tensor([ctx.rates[i][0] for i in ids]))
     enc = [ctx.tokenizer(t, add_special_tokens=False)["input_ids"] for t in prompts]
     return RolloutBatch(
         prompt_ids=[enc[i] for i in range(len(problems)) for _ in range(g)],
         response_ids=[list(c.token_ids) for c in flat],
         rewards=rewards, advantages=grpo_advantages(rewards, g, scale_by_std=ctx.params.train.scale_by_std),
-        pass_rates=base.repeat_interleave(g), problem_ids=[i for i in ids for _ in range(g)],
+        pass_rates=rates.repeat_interleave(g), problem_ids=[i for i in ids for _ in range(g)],
         buckets=[ctx.rates[i][1] for i in ids for _ in range(g)],
         truncated=[c.finish_reason == "length" for c in flat], statuses=[r.status for r in results])
 
@@ -122,11 +130,29 @@ def sync(ctx: TrainContext) -> None:
         ctx.rollout.sync_weights(full_state_dict(ctx.engine, ctx.settings.zero_stage))
 
 
-def log_step(ctx, step, batch, result, reg_metrics, timer, completions) -> dict:
-    row = {"step": step, **step_metrics(batch, result.token_entropy), **result.metrics, **reg_metrics, **timer,
-           "skipped_steps": ctx.skipped_steps}
-    n_tokens = sum(len(r) for r in batch.response_ids)
+def count_skips(ctx: TrainContext, step: int, skipped: int) -> None:
+    """A step with any skipped optimizer step counts once; too many in a row stop the run."""
+    ctx.skipped_updates += skipped
+    ctx.skipped_steps += int(skipped > 0)
+    ctx.consecutive_skips = ctx.consecutive_skips + 1 if skipped else 0
+    limit = ctx.params.train.max_consecutive_skips
+    if ctx.consecutive_skips >= limit:
+        raise TrainingAborted(f"{ctx.consecutive_skips} consecutive training steps (up to step {step}) had a "
+                              f"non-finite loss or gradient and were skipped (train.max_consecutive_skips = {limit}); "
+                              "stopping. Check the learning rate and the data; the last checkpoint holds only "
+                              "finite weights")
+
+
+def log_step(ctx, step, batch, result, timer, completions) -> dict:
+    """Metrics over every rank's samples, logged by rank 0; non-finite values are never written."""
+    shards = all_gather_lists([{"rewards": batch.rewards.tolist(), "buckets": batch.buckets,
+                                "lengths": [len(r) for r in batch.response_ids], "truncated": batch.truncated,
+                                "token_entropy": result.token_entropy, "sample_values": result.sample_values}])
+    row = {"step": step, **step_metrics([s[0] for s in shards]), **result.reg_metrics, **result.metrics, **timer,
+           "skipped_steps": ctx.skipped_steps, "skipped_updates": ctx.skipped_updates}
+    n_tokens = sum(sum(s[0]["lengths"]) for s in shards)
     row["tokens_per_s"] = n_tokens / max(sum(v for k, v in timer.items()), 1e-9)
+    row = {k: v for k, v in row.items() if not (isinstance(v, float) and not math.isfinite(v))}
     if is_main():
         ctx.log.append(row)
         ctx.tracker.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
@@ -143,6 +169,17 @@ def _append_samples(path: str, step: int, batch: RolloutBatch, completions, k: i
                                  "status": batch.statuses[i], "completion": c.text}) + "\n")
 
 
+def truncate_samples(path: str, step: int) -> None:
+    """Keep the sample rows of steps before `step` (a resumed run replays the later ones)."""
+    if not Path(path).is_file():
+        return
+    with open(path, encoding="utf-8") as fh:
+        keep = [line for line in fh if line.strip() and json.loads(line)["step"] < step]
+    with atomic_open(path) as fh:
+        fh.writelines(keep)
+
+
 def trainer_state(ctx: TrainContext, step: int) -> dict:
     return {"step": step, "cursor": ctx.sampler.cursor, "regularizer": ctx.reg.state_dict(),
-            "skipped_steps": ctx.skipped_steps, "fingerprint": ctx.fingerprint}
+            "skipped_steps": ctx.skipped_steps, "skipped_updates": ctx.skipped_updates,
+            "consecutive_skips": ctx.consecutive_skips, "fingerprint": ctx.fingerprint}

@@ -1,8 +1,9 @@
 """Per-step training telemetry: what researchers watch to see entropy track its target.
 
-`step_metrics` turns a rollout batch and its update into flat metrics (reward, accuracy overall and per
-difficulty bucket, entropy mean/p10/p50/p90 and for correct vs wrong responses, response length,
-truncation, AER's per-bucket weights).  `StepLog` keeps the rows, rewrites `plots/train.csv` atomically
+`step_metrics` turns every rank's share of a rollout batch and its update into flat metrics (reward,
+accuracy overall and per difficulty bucket, entropy mean/p10/p50/p90 and for correct vs wrong responses,
+response length, truncation, and per-bucket means of any per-sample values the method reports, such as
+AER's applied weights).  `StepLog` keeps the rows, rewrites `plots/train.csv` atomically
 each step (truncated on resume) and draws the entropy and coefficient curves with the target band.
 """
 from __future__ import annotations
@@ -14,17 +15,19 @@ from typing import Optional
 
 import numpy as np
 
-from pipeline.rl.controllers import difficulty_weights
-from pipeline.train.batch import RolloutBatch
 from pipeline.utils import plots
 from pipeline.utils.io import atomic_open
 
 
-def step_metrics(batch: RolloutBatch, token_entropy: list[list[float]]) -> dict[str, float]:
-    rewards = batch.rewards.tolist()
-    out = {"reward_mean": float(np.mean(rewards)), "accuracy": float(np.mean([r > 0 for r in rewards])),
-           "response_len": float(np.mean([len(r) for r in batch.response_ids])),
-           "truncation_rate": float(np.mean(batch.truncated))}
+def step_metrics(shards: list[dict]) -> dict[str, float]:
+    """Metrics of one step over every rank's shard.  Each shard: rewards, buckets, lengths, truncated (per
+    sample), token_entropy (per sample, its tokens' entropies under the rollout policy) and sample_values
+    (name -> per-sample values a method reports, e.g. AER's applied weights; logged per bucket)."""
+    cat = lambda key: [x for s in shards for x in s[key]]  # noqa: E731
+    rewards, buckets, token_entropy = cat("rewards"), cat("buckets"), cat("token_entropy")
+    out = {"samples": float(len(rewards)), "reward_mean": float(np.mean(rewards)),
+           "accuracy": float(np.mean([r > 0 for r in rewards])),
+           "response_len": float(np.mean(cat("lengths"))), "truncation_rate": float(np.mean(cat("truncated")))}
     flat = [h for row in token_entropy for h in row]
     if flat:
         out["entropy"] = float(np.mean(flat))
@@ -34,12 +37,20 @@ def step_metrics(batch: RolloutBatch, token_entropy: list[list[float]]) -> dict[
         toks = [h for row, r in zip(token_entropy, rewards) if (r > 0) == want for h in row]
         if toks:
             out[f"entropy_{label}"] = float(np.mean(toks))
-    weights = difficulty_weights(batch.pass_rates).tolist()
-    for bucket in sorted(set(batch.buckets)):
-        idx = [i for i, b in enumerate(batch.buckets) if b == bucket]
+    values = {k: [x for s in shards for x in s["sample_values"].get(k, [])] for s0 in shards[:1]
+              for k in s0["sample_values"]}
+    for bucket in sorted(set(buckets)):
+        idx = [i for i, b in enumerate(buckets) if b == bucket]
         out[f"accuracy/{bucket}"] = float(np.mean([rewards[i] > 0 for i in idx]))
-        out[f"aer_weight/{bucket}"] = float(np.mean([weights[i] for i in idx]))
+        for name, vals in values.items():
+            if len(vals) == len(rewards):
+                out[f"{name}/{bucket}"] = float(np.mean([vals[i] for i in idx]))
     return out
+
+
+def first_nonzero_step(rows: list[dict], key: str) -> Optional[int]:
+    """The first logged step at which `key` (e.g. a controller's coefficient) is non-zero, else None."""
+    return next((int(r["step"]) for r in rows if isinstance(r.get(key), (int, float)) and r[key] != 0), None)
 
 
 class StepLog:

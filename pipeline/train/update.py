@@ -1,32 +1,40 @@
-"""One policy update over a rollout batch: old log-probs, micro-batched loss, backward, step.
+"""One policy update over a rollout batch: PPO mini-batches of split-invariant optimizer steps.
 
-Each micro-batch's loss is its local aggregate times (local denominator / global denominator) of the
-mini-batch (denominators summed over micro-batches and ranks), times the world size because DeepSpeed
-averages gradients across ranks.  So the gradient is that of the loss over the whole global
-mini-batch, whatever the micro-batch split.  A non-finite loss or gradient skips the step (counted) and
-nothing is written from it.  The regularizer's tracked statistic is summed over the first update's
-micro-batches and all ranks and returned for the once-per-step controller update.
+Following verl's actor update (`ppo_mini_batch_size`, `ppo_epochs`): old log-probs are computed once, by
+a no-grad pass of the rollout policy, before the first optimizer step; the rollout batch is then split
+into `mini_batch_size` (global samples per optimizer step) and walked `updates_per_batch` times.  Each
+optimizer step is independent of how its mini-batch is split into micro-batches and ranks:
+
+1. global denominators (tokens, sequences, samples) are summed over micro-batches and ranks;
+2. the method's batch statistics (`micro_stats` -> `batch_context`) are computed once over the global
+   mini-batch before any backward pass (after a no-grad pass of the current policy when the method needs
+   one, e.g. SIREN's selected entropy or Clip-Cov/KL-Cov's covariance selection);
+3. each micro-batch's loss is its contribution to the global mean (local sums over global denominators),
+   times the world size because DeepSpeed averages gradients across ranks.
+
+A non-finite loss or gradient skips that optimizer step on every rank (counted).  The rollout policy's
+statistics (token entropies, the controller statistic) come from the old-log-prob pass.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import torch
 
 from pipeline.models.forward import pack, response_logprobs_entropy
-from pipeline.rl.losses import masked, policy_token_losses, token_metrics
-from pipeline.rl.baselines import token_covariance
-from pipeline.rl.registry import regularized_loss
-from pipeline.rl.regularizers import Regularizer, RegInputs
+from pipeline.rl.losses import token_metrics
+from pipeline.rl.methods.base import Comm, Denoms, RegInputs, Regularizer, global_aggregate
 from pipeline.train.batch import RolloutBatch
 from pipeline.train.distributed import all_gather_lists, all_sum, rank
 
 
 @dataclass
 class UpdateSettings:
-    micro_batch_size: int
-    updates_per_batch: int
+    micro_batch_size: int        # samples per forward/backward on one rank
+    mini_batch_size: int         # samples per optimizer step on one rank (global mini-batch / world)
+    updates_per_batch: int       # passes (epochs) over the rollout batch
     clip_low: float
     clip_high: float
     agg_mode: str
@@ -39,66 +47,117 @@ class UpdateSettings:
 
 @dataclass
 class UpdateResult:
-    stat: float
-    skipped: int = 0
+    stat: Optional[float]                                      # rollout policy's controller statistic (global)
+    skipped: int = 0                                           # optimizer steps skipped (non-finite)
     metrics: dict = field(default_factory=dict)
-    token_entropy: list = field(default_factory=list)  # per response: entropies of its tokens (first update)
+    reg_metrics: dict = field(default_factory=dict)
+    token_entropy: list = field(default_factory=list)          # per local response: its tokens' entropies
+    sample_values: dict = field(default_factory=dict)          # name -> per local sample (first epoch)
+    grad_norms: list = field(default_factory=list)             # one per optimizer step taken
+    losses: list = field(default_factory=list)                 # global loss of every optimizer step
 
 
-def _denominator(mask: torch.Tensor, mode: str) -> float:
-    if mode == "token-mean":
-        return float(mask.sum())
-    if mode == "seq-mean-token-mean":
-        return float((mask.sum(1) > 0).sum())
-    return float(mask.shape[0])
+def comm() -> Comm:
+    return Comm(sum=all_sum, gather=all_gather_lists, rank=rank(), world=torch.distributed.get_world_size()
+                if torch.distributed.is_initialized() else 1)
 
 
 def _micro(n: int, size: int) -> list[range]:
     return [range(s, min(s + size, n)) for s in range(0, n, size)]
 
 
+def _scatter(values: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    """Per-sample response values -> [B,T] aligned with `mask` (zeros elsewhere)."""
+    flat = torch.cat(values).to(mask.device) if values else torch.zeros(0, device=mask.device)
+    return torch.zeros(mask.shape, dtype=flat.dtype, device=mask.device).masked_scatter(mask.bool(), flat)
+
+
+def _inputs(b: RolloutBatch, pb, s: UpdateSettings, denoms: Denoms, lp=None, ent=None, logits=None,
+            old: Optional[list[torch.Tensor]] = None) -> RegInputs:
+    m = pb.response_mask.to(lp.device if lp is not None else "cpu")
+    return RegInputs(entropy=ent, mask=m, denoms=denoms, agg_mode=s.agg_mode, logprobs=lp,
+                     old_logprobs=_scatter(old, m) if old is not None else None,
+                     advantages=b.advantages.to(m.device), pass_rates=b.pass_rates.to(m.device), logits=logits,
+                     clip_low=s.clip_low, clip_high=s.clip_high)
+
+
+def _forward(model, pb, s: UpdateSettings, reg: Regularizer):
+    return response_logprobs_entropy(model, pb, temperature=s.temperature, chunk_size=s.chunk_size,
+                                     with_logits=reg.needs_logits)
+
+
+def local_denoms(packed: list, max_len: int) -> list[float]:
+    """[tokens, sequences with a token, samples] of this rank's micro-batches."""
+    tokens = sum(float(p.response_mask.sum()) for p in packed)
+    seqs = sum(float((p.response_mask.sum(1) > 0).sum()) for p in packed)
+    return [tokens, seqs, float(sum(p.response_mask.shape[0] for p in packed))]
+
+
 @torch.no_grad()
-def old_logprobs(model, batch: RolloutBatch, s: UpdateSettings, pad_id: int) -> list[torch.Tensor]:
-    """Per micro-batch log-probs under the policy before the update (so the first ratio is exactly 1)."""
-    out = []
+def rollout_pass(model, batch: RolloutBatch, reg: Regularizer, s: UpdateSettings, pad_id: int):
+    """The rollout policy's per-sample log-probs and entropies, and the controller statistic (sum, count)."""
+    olds, ents, tracked = [], [], [0.0, 0.0]
+    dummy = Denoms(1.0, 1.0, 1.0, s.max_len)
     for idx in _micro(len(batch), s.micro_batch_size):
         b = batch.select(idx)
-        lp, _, _ = response_logprobs_entropy(model, pack(b.prompt_ids, b.response_ids, pad_id),
-                                             temperature=s.temperature, chunk_size=s.chunk_size)
-        out.append(lp)
-    return out
+        pb = pack(b.prompt_ids, b.response_ids, pad_id)
+        lp, ent, logits = _forward(model, pb, s, reg)
+        m = pb.response_mask.to(lp.device)
+        olds += [lp[r][m[r]].detach() for r in range(len(b))]
+        ents += [ent[r][m[r]].detach() for r in range(len(b))]
+        t = reg.tracked(_inputs(b, pb, s, dummy, lp, ent, logits))
+        tracked = [tracked[0] + t[0], tracked[1] + t[1]]
+    return olds, ents, tracked
 
 
-def _cov_selection(reg: Regularizer, parts: list[RolloutBatch], packed, olds) -> list[torch.Tensor] | None:
-    """Clip-Cov/KL-Cov tokens per micro-batch, chosen once over every micro-batch of every rank (Cui et al.
-    select over the batch): covariances centred on global means, from the rollout policy's log-probs."""
-    if not hasattr(reg, "select_tokens"):
-        return None
-    masks = [pb.response_mask.to(old.device) for pb, old in zip(packed, olds)]
-    adv_sum = lp_sum = n = 0.0
-    for b, m, old in zip(parts, masks, olds):
-        counts = m.sum(1).to(torch.float64).cpu()
-        adv_sum += float((b.advantages.to(torch.float64) * counts).sum())
-        lp_sum += float(masked(old, m).sum())
-        n += float(counts.sum())
-    a, lp, c = all_sum([adv_sum, lp_sum, n])
-    means = (a / max(c, 1.0), lp / max(c, 1.0))
-    covs = [token_covariance(old, b.advantages.to(old.device), m, means) for b, m, old in zip(parts, masks, olds)]
-    return reg.select_tokens(covs, masks, int(c), rank=rank(), gather=all_gather_lists)
+@dataclass
+class StepOutput:
+    loss: float                   # global loss of the optimizer step (summed over micro-batches and ranks)
+    bad: bool                     # a non-finite loss on this rank
+    tracked: list                 # [sum, count] of the controller statistic under the pre-step policy
+    metrics: dict
+    sample_values: dict
 
 
-def _micro_loss(model, b: RolloutBatch, pb, old: torch.Tensor, reg: Regularizer, s: UpdateSettings,
-                global_den: float, cov_select: torch.Tensor | None = None):
-    """One micro-batch: forward, clipped loss + regularizer, normalised to the global mini-batch."""
-    lp, ent, logits = response_logprobs_entropy(model, pb, temperature=s.temperature, chunk_size=s.chunk_size,
-                                                with_logits=reg.needs_logits)
-    m, dev = pb.response_mask.to(lp.device), lp.device
-    adv, rates = b.advantages.to(dev), b.pass_rates.to(dev)
-    per_tok, diag = policy_token_losses(lp, old, adv, m, clip_low=s.clip_low, clip_high=s.clip_high)
-    out = reg.term(RegInputs(entropy=ent, mask=m, agg_mode=s.agg_mode, max_len=s.max_len, logprobs=lp,
-                             old_logprobs=old, advantages=adv, logits=logits, pass_rates=rates, cov_select=cov_select))
-    weight = _denominator(m, s.agg_mode) / max(global_den, 1.0) * s.world_size
-    return regularized_loss(per_tok, m, out, s.agg_mode, s.max_len) * weight, out, diag, ent, m
+def accumulate(model, backward: Callable[[torch.Tensor], None], mb: RolloutBatch, olds: list[torch.Tensor],
+               reg: Regularizer, s: UpdateSettings, pad_id: int, c: Comm) -> StepOutput:
+    """Forward/backward of one optimizer step's local mini-batch `mb`, gradients left accumulated."""
+    micro = _micro(len(mb), s.micro_batch_size)
+    parts = [mb.select(i) for i in micro]
+    packed = [pack(b.prompt_ids, b.response_ids, pad_id) for b in parts]
+    old_parts = [[olds[j] for j in i] for i in micro]
+    tok, seqs, samples = c.sum(local_denoms(packed, s.max_len))
+    denoms = Denoms(tok, seqs, samples, s.max_len)
+    ctxs = reg.batch_context([reg.micro_stats(_stats_inputs(model, b, pb, o, s, reg, denoms))
+                              for b, pb, o in zip(parts, packed, old_parts)], c)
+    loss_sum, bad, tracked, sums, values = 0.0, False, [0.0, 0.0], {}, {}
+    for b, pb, old, ctx in zip(parts, packed, old_parts, ctxs):
+        lp, ent, logits = _forward(model, pb, s, reg)
+        inp = _inputs(b, pb, s, denoms, lp, ent, logits, old)
+        per_tok, diag = reg.policy_loss(inp, ctx)
+        out = reg.term(inp, ctx)
+        loss = global_aggregate(per_tok, inp.mask, s.agg_mode, denoms) + out.term
+        if bool(torch.isfinite(loss)):
+            backward(loss * s.world_size)  # DeepSpeed averages gradients over ranks; the loss is a global sum
+        else:
+            bad = True  # never backpropagated; the step is skipped on every rank
+        loss_sum += float(loss.detach())
+        if reg.cadence == "optimizer":
+            t = reg.tracked(inp)
+            tracked = [tracked[0] + t[0], tracked[1] + t[1]]
+        _accumulate(sums, token_metrics(diag, inp.mask), float(inp.mask.sum()), out.metrics)
+        for k, v in out.sample_values.items():
+            values.setdefault(k, []).extend(v.detach().cpu().tolist())
+    return StepOutput(c.sum([loss_sum])[0], bad, tracked, sums, values)
+
+
+def _stats_inputs(model, b, pb, old, s, reg, denoms) -> RegInputs:
+    """What `micro_stats` sees: a no-grad pass of the current policy if the method needs one, else data only."""
+    if not reg.needs_policy_pass:
+        return _inputs(b, pb, s, denoms, old=old)
+    with torch.no_grad():
+        lp, ent, logits = _forward(model, pb, s, reg)
+    return _inputs(b, pb, s, denoms, lp, ent, logits, old)
 
 
 def _local_grad_norm(engine) -> float | None:
@@ -107,67 +166,80 @@ def _local_grad_norm(engine) -> float | None:
     return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))) if grads else None
 
 
-def _step(engine, bad: bool, s: UpdateSettings, result: "UpdateResult", sums: dict) -> None:
-    """Apply the accumulated gradients, or skip the step on every rank if any rank saw a non-finite value."""
+def _step(engine, bad: bool, s: UpdateSettings) -> Optional[float]:
+    """Apply the accumulated gradients and return the grad norm, or skip the step on every rank if any
+    rank saw a non-finite value (returns None)."""
     norm = _local_grad_norm(engine) if s.zero_stage < 2 else None
     bad = bad or (norm is not None and not math.isfinite(norm))
     if all_sum([float(bad)])[0] > 0:
         engine.zero_grad()
         engine.optimizer.zero_grad()
-        result.skipped += 1
-        return
+        return None
     engine.step()
     norm = engine.get_global_grad_norm() if norm is None else norm
-    if norm is not None:
-        sums["grad_norm"] = float(norm)
+    return float(norm) if norm is not None else float("nan")
 
 
-def update(engine, batch: RolloutBatch, reg: Regularizer, s: UpdateSettings, pad_id: int) -> UpdateResult:
-    """Run `updates_per_batch` optimizer steps over the batch; returns stats and metrics."""
+def minibatches(n: int, s: UpdateSettings) -> list[range]:
+    return _micro(n, s.mini_batch_size)
+
+
+def update(engine, batch: RolloutBatch, reg: Regularizer, s: UpdateSettings, pad_id: int, step: int) -> UpdateResult:
+    """Run `updates_per_batch` passes of mini-batch optimizer steps over the batch; `step` is the rollout
+    step (controllers on the optimizer cadence count steps as step * steps_per_rollout + k)."""
     model = engine.module
     model.train()
-    olds = old_logprobs(model, batch, s, pad_id)
-    micro = _micro(len(batch), s.micro_batch_size)
-    parts = [batch.select(i) for i in micro]
-    packed = [pack(b.prompt_ids, b.response_ids, pad_id) for b in parts]
-    global_den = all_sum([sum(_denominator(p.response_mask, s.agg_mode) for p in packed)])[0]
-    selections = _cov_selection(reg, parts, packed, olds) or [None] * len(parts)
-    result, sums = UpdateResult(stat=0.0), {}
-    stat_sum = stat_count = 0.0
+    c = comm()
+    olds, ents, tracked = rollout_pass(model, batch, reg, s, pad_id)
+    total = c.sum(tracked)
+    result = UpdateResult(stat=total[0] / total[1] if total[1] else None,
+                          token_entropy=[e.tolist() for e in ents])
+    minis = minibatches(len(batch), s)
+    sums: dict = {}
     for epoch in range(s.updates_per_batch):
-        bad = False
-        for b, pb, old, sel in zip(parts, packed, olds, selections):
-            loss, out, diag, ent, m = _micro_loss(model, b, pb, old, reg, s, global_den, sel)
-            if bool(torch.isfinite(loss)):
-                engine.backward(loss, scale_wrt_gas=False)
-            else:
-                bad = True  # never backpropagated; the step is skipped on every rank
-            # clip fraction and KL over every epoch (epoch 0 has ratio 1 by construction); entropy
-            # statistics and the loss from epoch 0, the policy that generated the rollouts
-            _accumulate(sums, token_metrics(diag, m), float(m.sum()), out.metrics,
-                        float(loss.detach()) if epoch == 0 else 0.0)
+        for k, idx in enumerate(minis):
+            out = accumulate(model, lambda loss: engine.backward(loss, scale_wrt_gas=False), batch.select(idx),
+                             [olds[j] for j in idx], reg, s, pad_id, c)
+            norm = _step(engine, out.bad, s)
+            result.losses.append(out.loss)
+            if norm is None:
+                result.skipped += 1
+            elif math.isfinite(norm):
+                result.grad_norms.append(norm)
+            for key, val in out.metrics.items():
+                sums[key] = val if key.startswith("_last/") else sums.get(key, 0.0) + val
             if epoch == 0:
-                stat_sum, stat_count = stat_sum + out.stat_sum, stat_count + out.stat_count
-                result.token_entropy += [ent[r][m[r]].detach().tolist() for r in range(len(b))]
-        _step(engine, bad, s, result, sums)
-    total = all_sum([stat_sum, stat_count])
-    result.stat = total[0] / max(total[1], 1.0)
-    result.metrics = _finish(sums)
+                for key, vals in out.sample_values.items():
+                    result.sample_values.setdefault(key, []).extend(vals)
+            if reg.cadence == "optimizer":
+                t = c.sum(out.tracked)
+                result.reg_metrics = reg.update(t[0] / t[1] if t[1] else float("nan"),
+                                                (step * s.updates_per_batch + epoch) * len(minis) + k)
+    if reg.cadence == "rollout":
+        result.reg_metrics = reg.update(result.stat if result.stat is not None else float("nan"), step)
+    keys = sorted(k for k in sums if not k.startswith("_last/"))  # token-weighted sums: add over ranks
+    sums.update(zip(keys, c.sum([sums[k] for k in keys])))
+    result.metrics = _finish(sums, result)
     return result
 
 
-def _accumulate(sums: dict, tok: dict, n_tokens: float, reg_metrics: dict, loss: float) -> None:
+def _accumulate(sums: dict, tok: dict, n_tokens: float, reg_metrics: dict) -> None:
     sums["_tokens"] = sums.get("_tokens", 0.0) + n_tokens
     for k, v in tok.items():
         sums[k] = sums.get(k, 0.0) + v * n_tokens
-    sums["loss"] = sums.get("loss", 0.0) + loss
     for k, v in reg_metrics.items():
-        sums[k] = v  # regularizer metrics are per step (coefficient, target), keep the latest
+        sums[f"_last/{k}"] = v  # per-step values (coefficient, target): keep the latest
 
 
-def _finish(sums: dict) -> dict:
+def _finish(sums: dict, result: UpdateResult) -> dict:
     n = max(sums.pop("_tokens", 0.0), 1.0)
-    out = {}
-    for k, v in sums.items():
-        out[k] = v / n if k in ("clip_frac", "clip_frac_low", "clip_frac_high", "ratio_mean", "approx_kl") else v
-    return {k: v for k, v in out.items() if not (isinstance(v, float) and math.isnan(v))}
+    out = {k[len("_last/"):] if k.startswith("_last/") else k: (v if k.startswith("_last/") else v / n)
+           for k, v in sums.items()}
+    finite = [x for x in result.losses if math.isfinite(x)]
+    if finite:
+        out["loss"] = sum(finite) / len(finite)
+    if result.grad_norms:
+        out["grad_norm"] = sum(result.grad_norms) / len(result.grad_norms)
+        out["grad_norm_max"] = max(result.grad_norms)
+    out["optimizer_steps"] = float(len(result.losses) - result.skipped)
+    return {k: v for k, v in out.items() if isinstance(v, float) and math.isfinite(v)}

@@ -1,20 +1,26 @@
-"""Regularizers: terms, gradients, state, and regression tests named after known pitfalls."""
+"""Methods: terms, gradients, batch statistics, state, and regression tests named after known pitfalls.
+
+Every test that iterates methods reads the list from the registry, so a new method is covered."""
 from __future__ import annotations
+
+import threading
 
 import pytest
 import torch
 
-from pipeline.rl import (AER, REGULARIZERS, RegInputs, Siren, aggregate, build_regularizer, peak_entropy_mask,
-                         policy_token_losses, regularized_loss, token_entropy)
+from pipeline.rl import (AER, REGISTRY, Comm, Denoms, RegInputs, Siren, aggregate, build_regularizer, local_comm,
+                         method_class, peak_entropy_mask, token_covariance, token_entropy)
+from pipeline.rl.methods.base import global_aggregate
+from tests.train.split_case import make_method
 
 AER_KW = dict(h0=1.0, tau=0.4, lr=0.1, alpha_init=0.02, alpha_max=0.1)
-ALL_KW = {
+KWARGS = {
     "none": {}, "grpo": {}, "fixed": {"beta": 0.01}, "aer": AER_KW,
     "aent": dict(clamp_p=0.33, lambda_init=0.002, h_low=0.15, h_high=0.24, beta=0.002, warmup_steps=0,
                  lambda_low=6e-4, lambda_high=9e-3),
-    "siren": dict(beta=0.005, top_p=0.8, top_k=50, rho=0.8),
-    "skywork": dict(target=0.2, coef_init=0.005, delta=5e-4, coef_min=0.0, coef_max=0.05),
-    "clip_cov": dict(clip_ratio=0.2, clip_lb=-10.0, clip_ub=10.0),
+    "siren": dict(beta=0.5, top_p=0.8, top_k=50, rho=0.5, anchor=0.1),
+    "skywork": dict(target=5.0, coef_init=0.005, delta=5e-4, coef_min=0.0, coef_max=0.05),
+    "clip_cov": dict(clip_ratio=0.2, clip_lb=-10.0, clip_ub=10.0, seed=3),
     "kl_cov": dict(kl_ratio=0.2, kl_coef=1.0),
 }
 
@@ -25,31 +31,60 @@ def _batch(seed=0, b=4, t=6, v=12):
     mask = torch.ones(b, t, dtype=torch.bool)
     mask[1, 4:] = False
     mask[3, 2:] = False
-    lp_all = torch.log_softmax(logits, -1)
     tokens = torch.randint(0, v, (b, t), generator=g)
-    lp = lp_all.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-    return dict(logits=logits, mask=mask, logprobs=lp, old_logprobs=lp.detach() + 0.05 * torch.randn(b, t, generator=g),
+    lp = torch.log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    return dict(logits=logits, mask=mask, logprobs=lp, old_logprobs=lp.detach() + 0.3 * torch.randn(b, t, generator=g),
                 advantages=torch.randn(b, generator=g), entropy=token_entropy(logits),
-                pass_rates=torch.tensor([0.0, 0.25, 0.5, 1.0]))
+                pass_rates=torch.tensor([0.0, 0.25, 0.5, 1.0])[:b].repeat(b // 4 + 1)[:b])
 
 
-@pytest.mark.parametrize("name", sorted(ALL_KW))
+def _inputs(d, agg="token-mean", max_len=None) -> RegInputs:
+    m = d["mask"]
+    denoms = Denoms(float(m.sum()), float((m.sum(1) > 0).sum()), float(m.shape[0]), max_len or m.shape[1])
+    return RegInputs(agg_mode=agg, denoms=denoms, clip_low=0.2, clip_high=0.28, **d)
+
+
+def _loss(reg, d, agg="token-mean"):
+    inp = _inputs(d, agg)
+    (ctx,) = reg.batch_context([reg.micro_stats(inp)], local_comm())
+    per_tok, _ = reg.policy_loss(inp, ctx)
+    out = reg.term(inp, ctx)
+    return global_aggregate(per_tok, inp.mask, agg, inp.denoms) + out.term, out
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_method_builds_runs_backprops_and_roundtrips_state(name):
-    reg = build_regularizer(name, **ALL_KW[name])
+    reg = make_method(name)
     d = _batch()
-    inp = RegInputs(agg_mode="token-mean", **d)
-    per_tok, _ = policy_token_losses(d["logprobs"], d["old_logprobs"], d["advantages"], d["mask"], clip_low=0.2, clip_high=0.28)
-    out = reg.term(inp)
-    loss = regularized_loss(per_tok, d["mask"], out, "token-mean")
+    loss, _ = _loss(reg, d)
     loss.backward()
-    assert torch.isfinite(loss) and torch.isfinite(d["logits"].grad).all()
-    assert out.stat_count > 0
-    metrics = reg.update(out.stat_sum / out.stat_count, step=0)
+    assert torch.isfinite(loss) and torch.isfinite(d["logits"].grad).all() and d["logits"].grad.abs().sum() > 0
+    total, count = reg.tracked(_inputs(d))
+    assert count > 0
+    metrics = reg.update(total / count * 0.5, step=0)
     assert all(isinstance(v, float) for v in metrics.values())
-    clone = build_regularizer(name, **ALL_KW[name])
-    clone.load_state_dict(reg.state_dict())
-    assert clone.state_dict().keys() == reg.state_dict().keys()
-    assert set(REGULARIZERS) == set(ALL_KW)
+    # a fresh object loaded with the state equals the original, value by value
+    fresh = make_method(name)
+    fresh.load_state_dict(reg.state_dict())
+    assert _plain(fresh.state_dict()) == _plain(reg.state_dict())
+    if hasattr(reg, "controller"):
+        assert fresh.controller.coef == reg.controller.coef and fresh.controller.updates == 1
+
+
+def _plain(state):
+    if isinstance(state, dict):
+        return {k: _plain(v) for k, v in state.items()}
+    return state.tolist() if torch.is_tensor(state) else state
+
+
+def test_state_roundtrip_catches_a_lost_value_regression():
+    """The old round-trip test compared keys only; a controller whose coefficient was lost passed."""
+    aer = AER(**AER_KW)
+    aer.update(0.0, step=0)
+    fresh = AER(**AER_KW)
+    assert fresh.controller.alpha != aer.controller.alpha
+    fresh.load_state_dict(aer.state_dict())
+    assert fresh.controller.alpha == aer.controller.alpha
 
 
 def test_unknown_method():
@@ -61,10 +96,10 @@ def test_entropy_bonus_computed_without_grad_regression():
     """Pitfall: an entropy bonus built from detached entropies trains nothing.  Ours must push entropy up."""
     for name in ("fixed", "aer", "skywork"):
         d = _batch(1)
-        out = build_regularizer(name, **ALL_KW[name]).term(RegInputs(agg_mode="token-mean", **d))
-        (grad,) = torch.autograd.grad(out.term, d["logits"])
+        d["advantages"] = torch.zeros_like(d["advantages"])  # only the entropy term acts
+        loss, _ = _loss(build_regularizer(name, **KWARGS[name]), d)
+        (grad,) = torch.autograd.grad(loss, d["logits"])
         assert grad.abs().sum() > 0, name
-        # a small step against the gradient of the loss term raises the mean entropy
         stepped = token_entropy(d["logits"].detach() - 10.0 * grad)
         assert aggregate(stepped, d["mask"], "token-mean") > aggregate(d["entropy"].detach(), d["mask"], "token-mean")
 
@@ -73,48 +108,58 @@ def test_bonus_scaled_by_loss_type_regression():
     """Pitfall: a token-mean bonus added to a Dr.GRPO (sum / (B * max_len)) loss is mis-scaled."""
     d = _batch(2)
     reg = build_regularizer("fixed", beta=0.1)
-    dr = reg.term(RegInputs(agg_mode="seq-mean-token-sum-norm", max_len=10, **d)).term
+    inp = RegInputs(agg_mode="seq-mean-token-sum-norm", denoms=Denoms(1.0, 1.0, 4.0, 10), **d)
     want = -0.1 * d["entropy"][d["mask"]].sum() / (4 * 10)
-    assert float(dr.detach()) == pytest.approx(float(want.detach()))
-    tm = reg.term(RegInputs(agg_mode="token-mean", **d)).term
+    assert float(reg.term(inp, {}).term.detach()) == pytest.approx(float(want.detach()))
+    n = float(d["mask"].sum())
+    tm = reg.term(RegInputs(agg_mode="token-mean", denoms=Denoms(n, 4.0, 4.0, 6), **d), {}).term
     assert float(tm.detach()) == pytest.approx(float(-0.1 * d["entropy"][d["mask"]].mean().detach()))
 
 
 def test_controller_updated_per_micro_batch_regression():
     """Pitfall: updating the controller once per micro-batch multiplies its step size by the number of
-    micro-batches and makes alpha depend on the split.  Updates take the global statistic, once per step."""
-    d = _batch(3)
-    full = AER(**AER_KW)
-    out = full.term(RegInputs(**d))
-    full.update(out.stat_sum / out.stat_count, step=0)
-    split = AER(**AER_KW)
-    s = c = 0.0
-    for rows in (slice(0, 1), slice(1, 4)):
-        part = {k: (v[rows] if torch.is_tensor(v) else v) for k, v in d.items()}
-        o = split.term(RegInputs(**part))
-        s, c = s + o.stat_sum, c + o.stat_count
-    split.update(s / c, step=0)
-    assert split.controller.alpha == pytest.approx(full.controller.alpha)
+    micro-batches.  Updates take the global statistic, once per step."""
+    aer = AER(**AER_KW)
+    aer.update(0.2, step=0)
     with pytest.raises(RuntimeError, match="updated twice at step 0"):
-        split.update(s / c, step=0)
+        aer.update(0.2, step=0)
 
 
-def test_aer_weights_allocate_by_difficulty():
+def test_aer_weights_are_normalised_over_the_global_batch_regression():
+    """Regression (issue 11): AER normalised its difficulty weights to mean 1 inside each micro-batch, so
+    with one prompt's group per micro-batch every prompt with pass rate < 1 got weight 1."""
+    aer = AER(**AER_KW)
+    d = _batch(4, b=8)
+    d["pass_rates"] = torch.tensor([0.0, 0.0, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0])
+    whole = aer.batch_context([aer.micro_stats(_inputs(d))], local_comm())[0]["scale"]
+    parts = [{k: (v[i:i + 2] if torch.is_tensor(v) else v) for k, v in d.items()} for i in range(0, 8, 2)]
+    scales = [c["scale"] for c in aer.batch_context([aer.micro_stats(_inputs(p)) for p in parts], local_comm())]
+    assert scales == [whole] * 4 and whole == pytest.approx(8 / 3.5)
+    out = aer.term(_inputs(parts[0]), {"scale": whole})
+    assert out.sample_values["aer_weight"].tolist() == pytest.approx([8 / 3.5] * 2)  # d = 1, normalised globally
+    local = aer.batch_context([aer.micro_stats(_inputs(parts[0]))], local_comm())[0]["scale"]
+    assert local == pytest.approx(1.0) != pytest.approx(whole)  # what the per-micro-batch bug applied
+
+
+def test_aer_weights_allocate_by_difficulty_and_respect_threshold_mode():
     d = _batch(4)
     aer = AER(**AER_KW)
-    out = aer.term(RegInputs(**d))
+    loss, out = _loss(aer, d)
     (grad,) = torch.autograd.grad(out.term, d["logits"])
     per_sample = grad.abs().sum(dim=(1, 2))
     assert per_sample[3] == 0  # pass rate 1.0: always solved -> no entropy push
-    assert per_sample[0] > 0 and out.metrics["reg/weight_max"] == pytest.approx(16 / 9)
+    assert per_sample[0] > 0 and out.sample_values["aer_weight"].max() == pytest.approx(16 / 9)
     assert out.metrics["reg/target"] == pytest.approx(0.4)
+    thr = AER(**AER_KW, weight_mode="threshold", threshold=0.6)
+    _, out_t = _loss(thr, _batch(4))
+    assert out_t.sample_values["aer_weight"].tolist() == pytest.approx([2.0, 2.0, 0.0, 0.0])
 
 
 def test_aer_ema_blend():
     aer = AER(**AER_KW, ema_blend=0.5, ema_decay=0.5)
     aer.observe(["a", "b"], [1.0, 0.0])
     aer.observe(["a"], [0.0])
-    blended = aer.blended_pass_rates(["a", "b", "c"], torch.tensor([0.2, 0.2, 0.2]))
+    blended = aer.difficulty(["a", "b", "c"], torch.tensor([0.2, 0.2, 0.2]))
     assert torch.allclose(blended, torch.tensor([0.35, 0.1, 0.2]))
 
 
@@ -132,42 +177,101 @@ def test_peak_entropy_mask_loop_equivalence():
         assert torch.equal(vec[b], want)
 
 
-def test_siren_self_anchors_then_penalises_drift():
+def test_siren_self_anchors_once_then_penalises_drift():
     d = _batch(6)
     siren = Siren(beta=1.0, top_p=0.95, top_k=50, rho=0.5)
-    first = siren.term(RegInputs(**d))
-    assert float(first.term.detach()) == pytest.approx(0.0) and siren.anchor == pytest.approx(first.metrics["reg/selected_entropy"])
+    first, out = _loss(siren, {**d, "advantages": torch.zeros(4)})
+    assert float(out.term.detach()) == pytest.approx(0.0) and siren.anchor == pytest.approx(out.metrics["reg/selected_entropy"])
     sharper = {**d, "logits": (d["logits"].detach() * 3).requires_grad_()}
-    second = siren.term(RegInputs(**sharper))
+    _, second = _loss(siren, sharper)
     assert float(second.term.detach()) == pytest.approx((second.metrics["reg/selected_entropy"] - siren.anchor) ** 2)
     assert float(second.term.detach()) > 0
 
 
-def test_cov_methods_change_only_selected_tokens():
+def _split_term(reg, d, rows):
+    """The method's term over micro-batches `rows` of `d`, with global denominators and one context."""
+    m = d["mask"]
+    denoms = Denoms(float(m.sum()), float((m.sum(1) > 0).sum()), float(m.shape[0]), m.shape[1])
+    inps = [RegInputs(agg_mode="token-mean", denoms=denoms, **{k: (v[r] if torch.is_tensor(v) else v)
+                                                                for k, v in d.items()}) for r in rows]
+    ctxs = reg.batch_context([reg.micro_stats(i) for i in inps], local_comm())
+    return sum(reg.term(i, c).term for i, c in zip(inps, ctxs)), inps
+
+
+def test_siren_squares_the_global_selected_entropy_regression():
+    """Regression (issue 11): SIREN squared the selected-entropy deviation per micro-batch; the sum of
+    per-micro-batch squares differs from the square of the batch value.  Ours: the same value and
+    gradient for any split."""
+    d = _batch(7, b=8, t=6)
+    siren = Siren(beta=1.0, top_p=0.9, top_k=50, rho=0.5, anchor=0.05)
+    whole, _ = _split_term(siren, d, [slice(0, 8)])
+    (g_whole,) = torch.autograd.grad(whole, d["logits"])
+    split, inps = _split_term(siren, d, [slice(i, i + 2) for i in range(0, 8, 2)])
+    (g_split,) = torch.autograd.grad(split, d["logits"])
+    assert float(split) == pytest.approx(float(whole)) and float(whole) > 0
+    torch.testing.assert_close(g_split, g_whole)
+    per_micro_squares = sum((float(siren._per_seq(i).mean()) - 0.05) ** 2 for i in inps) / 4
+    assert per_micro_squares != pytest.approx(float(whole))  # what the official per-micro-batch square gives
+
+
+def test_cov_methods_change_only_selected_tokens_with_the_highest_covariance():
     d = _batch(7)
-    clip = build_regularizer("clip_cov", **ALL_KW["clip_cov"]).term(RegInputs(**d))
+    inp = _inputs(d)
     n_valid = int(d["mask"].sum())
-    assert int((clip.policy_weight == 0).sum()) == max(int(0.2 * n_valid), 1)
-    kl = build_regularizer("kl_cov", **ALL_KW["kl_cov"]).term(RegInputs(**d))
+    kl = build_regularizer("kl_cov", **KWARGS["kl_cov"])
+    (ctx,) = kl.batch_context([kl.micro_stats(inp)], local_comm())
     k = max(1, int(n_valid * 0.2))
-    assert int((kl.policy_weight == 0).sum()) == k and int((kl.token_term != 0).sum()) == k
-    assert not (kl.policy_weight == 0)[~d["mask"]].any()
+    sel = ctx["select"]
+    assert int(sel.sum()) == k and not sel[~d["mask"]].any()
+    cov = token_covariance(d["logprobs"], d["advantages"], d["mask"])
+    assert cov[sel].min() >= cov[d["mask"] & ~sel].max()  # the top k by covariance, nothing else
+    clip = build_regularizer("clip_cov", **KWARGS["clip_cov"])
+    (cctx,) = clip.batch_context([clip.micro_stats(inp)], local_comm())
+    assert int(cctx["select"].sum()) == max(int(0.2 * n_valid), 1)
+    per_tok, _ = clip.policy_loss(inp, cctx)
+    assert (per_tok[cctx["select"]] == 0).all()
 
 
-def _two_simulated_ranks(make_reg, covs, masks, n_global):
-    """Run `select_tokens` on two threads joined by an all-gather (a threading barrier), as two ranks."""
-    import threading
+def test_clip_cov_never_selects_tokens_already_clipped_by_ppo():
+    """verl's Clip-Cov excludes tokens the PPO clip already clipped (cov_all[clip_by_origin] = -inf)."""
+    d = _batch(8)
+    d["old_logprobs"] = d["logprobs"].detach() + 2.0 * torch.randn_like(d["logprobs"])  # many clipped tokens
+    clip = build_regularizer("clip_cov", clip_ratio=0.9, clip_lb=-100.0, clip_ub=100.0, seed=0)
+    inp = _inputs(d)
+    (ctx,) = clip.batch_context([clip.micro_stats(inp)], local_comm())
+    _, diag = clip.__class__.__mro__[1].policy_loss(clip, inp, {})
+    assert diag["clipped"].any() and not (ctx["select"] & diag["clipped"]).any()
 
+
+def test_kl_cov_unselected_tokens_use_the_unclipped_surrogate():
+    d = _batch(9)
+    kl = build_regularizer("kl_cov", kl_ratio=0.1, kl_coef=1.0)
+    inp = _inputs(d)
+    (ctx,) = kl.batch_context([kl.micro_stats(inp)], local_comm())
+    per_tok, _ = kl.policy_loss(inp, ctx)
+    ratio = torch.exp(d["logprobs"] - d["old_logprobs"])
+    adv = d["advantages"].unsqueeze(1).expand_as(ratio)
+    free = d["mask"] & ~ctx["select"]
+    torch.testing.assert_close(per_tok[free], (-adv * ratio)[free])
+    picked = ctx["select"]
+    torch.testing.assert_close(per_tok[picked], (-adv * ratio + (d["logprobs"] - d["old_logprobs"]).abs())[picked])
+    assert ((ratio[free] - 1).abs() > 0.28).any()  # the clip would have acted on these tokens
+
+
+def _two_simulated_ranks(make_reg, parts):
+    """Run `batch_context` on two threads joined by barrier-backed collectives, as two ranks."""
     slots, barrier, out = [None, None], threading.Barrier(2), [None, None]
 
     def worker(r):
-        def gather(values):
+        def exchange(values):
             slots[r] = list(values)
             barrier.wait()
             got = list(slots)
             barrier.wait()
             return got
-        out[r] = make_reg().select_tokens([covs[r]], [masks[r]], n_global, rank=r, gather=gather)[0]
+        c = Comm(sum=lambda v: [sum(x) for x in zip(*exchange(v))], gather=exchange, rank=r, world=2)
+        reg = make_reg()
+        out[r] = reg.batch_context([reg.micro_stats(parts[r])], c)[0]
 
     threads = [threading.Thread(target=worker, args=(r,)) for r in range(2)]
     for t in threads:
@@ -181,16 +285,21 @@ def _two_simulated_ranks(make_reg, covs, masks, n_global):
 def test_cov_selection_split_over_ranks_equals_one_rank(name):
     """Regression: Clip-Cov/KL-Cov chose their tokens per micro-batch and rank, so the selected set (and
     its size) depended on how the batch was split.  Split over two ranks, the union is the one-rank set."""
-    from pipeline.rl.baselines import token_covariance
-
     d = _batch(11, b=8, t=7)
-    cov = token_covariance(d["logprobs"], d["advantages"], d["mask"])
-    make = lambda: build_regularizer(name, **{**ALL_KW[name], **({"seed": 5} if name == "clip_cov" else {})})  # noqa: E731
-    n = int(d["mask"].sum())
-    whole = make().select_tokens([cov], [d["mask"]], n)[0]
-    parts = _two_simulated_ranks(make, [cov[:3], cov[3:]], [d["mask"][:3], d["mask"][3:]], n)
-    assert torch.equal(torch.cat(parts), whole)
-    assert int(whole.sum()) == max(int(0.2 * n), 1) and not whole[~d["mask"]].any()
-    # per-response micro-batches selecting locally pick max(int(0.2 n_row), 1) = 1 each: 8, not 9
-    local = [make().select_tokens([cov[i:i + 1]], [d["mask"][i:i + 1]], int(d["mask"][i].sum()))[0] for i in range(8)]
-    assert sum(int(x.sum()) for x in local) == 8 != int(whole.sum()) == 9
+    whole_inp = _inputs(d)
+    make = lambda: build_regularizer(name, **KWARGS[name])  # noqa: E731
+    (whole,) = make().batch_context([make().micro_stats(whole_inp)], local_comm())
+    parts = [RegInputs(agg_mode="token-mean", denoms=whole_inp.denoms, clip_low=0.2, clip_high=0.28,
+                       **{k: (v[s] if torch.is_tensor(v) else v) for k, v in d.items()})
+             for s in (slice(0, 3), slice(3, 8))]
+    got = _two_simulated_ranks(make, parts)
+    assert torch.equal(torch.cat([g["select"] for g in got]), whole["select"])
+    assert int(whole["select"].sum()) >= 1 and not whole["select"][~d["mask"]].any()
+
+
+def test_methods_declare_what_generic_code_needs():
+    assert method_class("kl_cov").off_policy_only and not method_class("kl_cov").uses_ppo_clip
+    assert not method_class("clip_cov").off_policy_only  # zeroing selected tokens acts at ratio 1
+    assert method_class("siren").needs_policy_pass and method_class("siren").needs_logits
+    assert method_class("skywork").cadence == "optimizer" and method_class("aer").cadence == "rollout"
+    assert method_class("grpo") is method_class("none")

@@ -21,7 +21,7 @@ def make_workdir(root: Path, model_dir: Path, **overrides) -> Path:
     (root / "data/difficulty").mkdir(parents=True, exist_ok=True)
     (root / "data/difficulty/pass_rates.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rates))
     (root / "data/entropy").mkdir(parents=True, exist_ok=True)
-    (root / "data/entropy/h0.json").write_text(json.dumps({"h0": 1.0, "siren_anchor": 0.5}))
+    (root / "data/entropy/h0.json").write_text(json.dumps({"h0": 1.0, "siren_anchor": 0.5, "aent_clamped_entropy": 0.8}))
     settings = {"model.name_or_path": str(model_dir), "train.steps": 2, "train.prompts_per_step": 2,
                 "train.group_size": 4, "train.micro_batch_size": 4, "train.max_new_tokens": 24,
                 "train.checkpoint_every": 1, "train.lr": 1e-3, "train.out_dir": "models/trained",

@@ -10,12 +10,12 @@ import torch
 import torch.distributed as dist
 
 from pipeline.config import load_params
-from pipeline.stages.train import build_context, resume
 from pipeline.tracking import LocalTracker
 from pipeline.train.batch import PromptSampler, shard
 from pipeline.train.distributed import init
 from pipeline.train.engine import full_state_dict
 from pipeline.train.loop import train
+from pipeline.train.session import build_context, resume
 
 
 def main(params_path: str, out_path: str) -> None:
@@ -30,9 +30,11 @@ def main(params_path: str, out_path: str) -> None:
         digest.update(name.encode())
         digest.update(t.detach().to(torch.float64).numpy().tobytes())
     report = [None] * world
-    first = shard(PromptSampler(ctx.sampler.problems, params.seed).next(params.train.prompts_per_step), rank, world)
+    first = shard(PromptSampler(ctx.sampler.problems, params.seed).next(params.train.prompts_per_step), rank, world,
+                  ctx.n_minibatches)
     dist.all_gather_object(report, {"rank": rank, "sha": digest.hexdigest(), "reward_mean": last["reward_mean"],
-                                    "cursor": ctx.sampler.cursor, "first_shard": [p.id for p in first]})
+                                    "samples": last["samples"], "cursor": ctx.sampler.cursor,
+                                    "first_shard": [p.id for p in first]})
     if rank == 0:
         torch.save(state, out_path + ".pt")
         with open(out_path, "w") as fh:

@@ -1,0 +1,84 @@
+"""AEnt (arXiv 2509.03493): a clamped-entropy bonus with a box-constrained adaptive coefficient.
+
+Clamped entropy: per position the lowest floor(clamp_p V) logits are dropped (mask without gradient)
+and the rest renormalised.  loss -= lambda * token-mean(clamped H) over the global mini-batch (token-mean,
+as in the paper, whatever `train.agg_mode`).  After `warmup_steps` rollout steps,
+lambda <- clip(lambda - beta [min(0, H - H_low) + max(0, H - H_high)], lambda_low, lambda_high), H the
+rollout policy's clamped entropy.  The band is absolute (nats, the paper's Qwen2.5-Math values), or with
+`relative: true` a multiple of the base policy's clamped entropy measured by the entropy stage, which is
+how the embedded model, whose entropies live on another scale, gets a band that can act.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.rl.controllers import AEntController
+from pipeline.rl.entropy import clamped_entropy
+from pipeline.rl.methods.base import Controlled, RegInputs, RegOutput, entropy_sum, register
+from pipeline.rl.losses import masked
+from pipeline.utils.fields import fld
+
+
+@dataclass(frozen=True)
+class AentCfg:
+    lambda_init: float = fld(2e-3, ge=0.0)
+    clamp_p: float = fld(0.33, ge=0.0, lt=1.0)
+    h_low: float = fld(0.15, ge=0.0)
+    h_high: float = fld(0.24, ge=0.0)
+    relative: bool = False
+    beta: float = fld(2e-3, gt=0.0)
+    warmup_steps: int = fld(30, ge=0)
+    lambda_low: float = fld(6e-4, ge=0.0)
+    lambda_high: float = fld(9e-3, gt=0.0)
+
+    def problems(self) -> list[tuple[str, object, str, str]]:
+        out = []
+        if self.h_low > self.h_high:
+            out.append(("h_low", self.h_low, f"exceeds h_high {self.h_high}", "use h_low <= h_high"))
+        if self.lambda_low > self.lambda_high:
+            out.append(("lambda_low", self.lambda_low, f"exceeds lambda_high {self.lambda_high}",
+                        "use lambda_low <= lambda_high"))
+        return out
+
+
+@register
+class AEnt(Controlled):
+    name = "aent"
+    Config = AentCfg
+    needs_logits = True
+
+    def __init__(self, *, clamp_p: float, **controller_kwargs) -> None:
+        super().__init__()
+        self.clamp_p = clamp_p
+        self.controller = AEntController(**controller_kwargs)
+
+    @classmethod
+    def from_config(cls, cfg: AentCfg, anchors: dict, seed: int) -> "AEnt":
+        scale = 1.0
+        if cfg.relative:
+            if "aent_clamped_entropy" not in anchors:
+                raise ValueError("entropy.aent.relative needs aent_clamped_entropy in h0.json (entropy stage)")
+            scale = anchors["aent_clamped_entropy"]
+        return cls(clamp_p=cfg.clamp_p, lambda_init=cfg.lambda_init, h_low=cfg.h_low * scale,
+                   h_high=cfg.h_high * scale, beta=cfg.beta, warmup_steps=cfg.warmup_steps,
+                   lambda_low=cfg.lambda_low, lambda_high=cfg.lambda_high)
+
+    @classmethod
+    def anchor_stats(cls, cfg: AentCfg, inp: RegInputs) -> dict[str, tuple[float, float]]:
+        return {"aent_clamped_entropy": entropy_sum(clamped_entropy(inp.logits, clamp_p=cfg.clamp_p), inp.mask)}
+
+    def _clamped(self, inp: RegInputs):
+        if inp.logits is None:
+            raise ValueError("AEnt needs logits [B,T,V] for the clamped entropy")
+        return clamped_entropy(inp.logits, clamp_p=self.clamp_p)
+
+    def tracked(self, inp: RegInputs) -> tuple[float, float]:
+        return entropy_sum(self._clamped(inp), inp.mask)
+
+    def term(self, inp: RegInputs, ctx: dict) -> RegOutput:
+        h = self._clamped(inp)
+        bonus = masked(h, inp.mask.bool()).sum() / max(inp.denoms.tokens, 1.0)
+        return RegOutput(-self.controller.coef * bonus, self.coefficients())
+
+    def guides(self) -> dict:
+        return {"metric": "reg/tracked", "band": (self.controller.h_low, self.controller.h_high)}

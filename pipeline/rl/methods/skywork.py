@@ -1,0 +1,65 @@
+"""Skywork-OR1's adaptive entropy control (arXiv 2505.22312; SkyworkAI/Skywork-OR1, TRL's GRPOTrainer).
+
+loss -= c * agg(H) while the last measured entropy is below `target` (strictly, as Skywork's
+`entropy_loss_enabled = ent < tgt`); after every optimizer step c <- clip(c + delta, c_min, c_max) if that
+step's entropy is below target, else c - delta.  Cadence and statistic follow TRL (the current policy's
+exact token-mean entropy over the optimizer step's global mini-batch, once per optimizer step); Skywork's
+scripts take one optimizer step per training step, where the two coincide.  Defaults are Skywork-OR1's
+script values (c_init 0, delta 1e-4, c_max 5e-3, target 0.2 nats).  The target is absolute, or with
+`relative: true` a multiple of the measured H0 (the embedded model's entropies live on another scale).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.rl.controllers import SkyworkController
+from pipeline.rl.methods.base import Controlled, RegInputs, RegOutput, global_aggregate, register
+from pipeline.utils.fields import fld
+
+
+@dataclass(frozen=True)
+class SkyworkCfg:
+    target: float = fld(0.2, gt=0.0)
+    relative: bool = False
+    coef_init: float = fld(0.0, ge=0.0)
+    delta: float = fld(1e-4, gt=0.0)
+    coef_min: float = fld(0.0, ge=0.0)
+    coef_max: float = fld(5e-3, gt=0.0)
+
+    def problems(self) -> list[tuple[str, object, str, str]]:
+        if self.coef_min > self.coef_max:
+            return [("coef_min", self.coef_min, f"exceeds coef_max {self.coef_max}", "use coef_min <= coef_max")]
+        if not self.coef_min <= self.coef_init <= self.coef_max:
+            return [("coef_init", self.coef_init, f"is outside [coef_min, coef_max] = [{self.coef_min}, "
+                     f"{self.coef_max}]", "pick coef_init within the box")]
+        return []
+
+
+@register
+class Skywork(Controlled):
+    name = "skywork"
+    Config = SkyworkCfg
+    cadence = "optimizer"
+
+    def __init__(self, **controller_kwargs) -> None:
+        super().__init__()
+        self.controller = SkyworkController(**controller_kwargs)
+
+    @classmethod
+    def from_config(cls, cfg: SkyworkCfg, anchors: dict, seed: int) -> "Skywork":
+        if cfg.relative and "h0" not in anchors:
+            raise ValueError("entropy.skywork.relative needs h0 in h0.json (entropy stage)")
+        target = cfg.target * anchors["h0"] if cfg.relative else cfg.target
+        return cls(target=target, coef_init=cfg.coef_init, delta=cfg.delta, coef_min=cfg.coef_min,
+                   coef_max=cfg.coef_max)
+
+    def term(self, inp: RegInputs, ctx: dict) -> RegOutput:
+        coef = self.controller.coef if self.controller.active else 0.0
+        bonus = global_aggregate(inp.entropy, inp.mask, inp.agg_mode, inp.denoms)
+        return RegOutput(-coef * bonus, {"reg/coef": coef, "reg/target": self.controller.target})
+
+    def coefficients(self) -> dict[str, float]:
+        return {**super().coefficients(), "reg/target": self.controller.target}
+
+    def guides(self) -> dict:
+        return {"target": self.controller.target}
