@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 from pipeline.config.loader import ConfigError, build, fld, to_dict
+from pipeline.eval.phenomena import PHENOMENA
 from pipeline.rl.registry import method_class, method_configs, method_names
 
 METHODS = method_names()
@@ -180,6 +181,14 @@ class RolloutCfg:
 
 
 @dataclass(frozen=True)
+class EvalVariantCfg:
+    """An extra evaluation of every benchmark at another temperature (reported as `<benchmark>@T<t>`)."""
+    temperature: float = fld(0.6, ge=0.0, le=2.0)
+    top_p: Optional[float] = fld(None, gt=0.0, le=1.0, fix="null keeps eval.top_p")
+    n_samples: Optional[int] = fld(None, ge=1, fix="null keeps eval.n_samples")
+
+
+@dataclass(frozen=True)
 class EvalCfg:
     benchmarks: tuple[BenchmarkCfg, ...] = fld(factory=lambda: (BenchmarkCfg(name="synthetic"),))
     n_samples: int = fld(8, ge=1)
@@ -190,6 +199,7 @@ class EvalCfg:
     out_dir: str = "data/eval"
     metrics_file: str = "metrics/eval.json"
     models: tuple[Literal["base", "trained"], ...] = ("base", "trained")
+    variants: tuple[EvalVariantCfg, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,10 +215,24 @@ def _default_arms() -> dict[str, ArmCfg]:
 
 
 @dataclass(frozen=True)
+class PhenomenonCfg:
+    """A phenomenon the testbed must show (pipeline/eval/phenomena.py): which arm, and its threshold.
+    `reference` names a second arm the phenomenon is judged against; `ma_threshold`/`window` bound a
+    moving average."""
+    arm: str
+    threshold: float = fld(gt=0.0)
+    reference: Optional[str] = None
+    ma_threshold: Optional[float] = fld(None, gt=0.0)
+    window: int = fld(5, ge=1)
+
+
+@dataclass(frozen=True)
 class CompareCfg:
     arms: dict[str, ArmCfg] = fld(factory=_default_arms)
     seeds: tuple[int, ...] = (1, 2, 3)
     steps: Optional[int] = fld(None, ge=1, fix="null trains as long as train.steps")
+    baseline: str = "grpo"
+    phenomena: dict[str, PhenomenonCfg] = fld(factory=dict)
     runs_dir: str = "runs"
     out_dir: str = "reports"
 
@@ -274,6 +298,16 @@ def validate_params(p: Params, source: str = "params.yaml") -> None:
              "enable the synthetic task family or list at least one source")
     for name, arm in p.compare.arms.items():
         check_arm_keys(name, arm, source)
+    if p.compare.baseline not in p.compare.arms:
+        _bad(source, "compare.baseline", p.compare.baseline, "is not an arm of compare.arms",
+             f"use one of {sorted(p.compare.arms)}")
+    for name, ph in p.compare.phenomena.items():
+        if name not in PHENOMENA:
+            _bad(source, f"compare.phenomena.{name}", name, "is not a known phenomenon", f"use one of {list(PHENOMENA)}")
+        for key, arm in (("arm", ph.arm), ("reference", ph.reference)):
+            if arm is not None and arm not in p.compare.arms:
+                _bad(source, f"compare.phenomena.{name}.{key}", arm, "is not an arm of compare.arms",
+                     f"use one of {sorted(p.compare.arms)}")
     names = [b.name for b in p.eval.benchmarks]
     if len(set(names)) != len(names):
         _bad(source, "eval.benchmarks", names, "lists a benchmark twice", "list each benchmark once")

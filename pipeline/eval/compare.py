@@ -29,11 +29,20 @@ def mean_ci(values: list[float]) -> dict:
     return {"mean": float(v.mean()), "ci95": [float(v.mean() - half), float(v.mean() + half)], "n": int(v.size)}
 
 
-def load_run(run_dir: Path, benchmark: str) -> dict:
+def load_run(run_dir: Path, benchmark: str, suffixes: tuple[str, ...] = ()) -> dict:
+    """A comparison cell: its step curve (train.csv), the trained model's evaluation on `benchmark` and,
+    per suffix (e.g. "@T0.6"), the evaluation of that variant."""
     with open(run_dir / "train.csv", newline="") as fh:
         curve = [{k: float(v) if v not in ("", None) else float("nan") for k, v in r.items()} for r in csv.DictReader(fh)]
     ev = read_json(run_dir / "eval" / "trained" / benchmark / "metrics.json")
-    return {"curve": curve, "eval": ev}
+    variants = {sfx: read_json(run_dir / "eval" / "trained" / (benchmark + sfx) / "metrics.json") for sfx in suffixes}
+    return {"curve": curve, "eval": ev, "variants": variants}
+
+
+def arm_label(name: str, method: str, overrides: dict) -> str:
+    """What an arm runs, e.g. 'siren (method siren; train.agg_mode=seq-mean-token-sum-norm)'."""
+    parts = [f"method {method}"] + [f"{k}={v}" for k, v in sorted(overrides.items())]
+    return f"{name} ({'; '.join(parts)})"
 
 
 def summarise_method(runs: list[dict], h0: float) -> dict:
@@ -41,6 +50,8 @@ def summarise_method(runs: list[dict], h0: float) -> dict:
     metrics = [k for k in runs[0]["eval"] if "@" in k]
     for k in metrics:
         row[k] = mean_ci([r["eval"][k]["mean"] for r in runs])
+    for sfx in runs[0].get("variants", {}):
+        row[f"avg@n{sfx}"] = mean_ci([r["variants"][sfx]["avg@n"]["mean"] for r in runs])
     for level in sorted(runs[0]["eval"].get("by_level", {})):
         row[f"avg@n/level{level}"] = mean_ci([r["eval"]["by_level"][level]["avg@n"]["mean"] for r in runs])
     return row
@@ -68,14 +79,26 @@ def mean_curve(runs: list[dict], key: str) -> tuple[list[float], list[float]]:
     return steps, values
 
 
-def render_markdown(table: dict, verdicts: dict, h0: float, benchmark: str) -> str:
-    cols = ["final_entropy_over_h0", "avg@n", "pass@1", "maj@1"] + sorted(
-        {k for row in table.values() for k in row if k.startswith(("pass@", "maj@", "avg@n/level"))} -
-        {"pass@1", "maj@1"})
-    lines = [f"# Method comparison ({benchmark}; H0 = {h0:.4f} nats/token)", "",
-             "Mean over seeds with 95% Student-t intervals. `vs GRPO` compares held-out avg@n: better / worse when "
-             "the interval of the difference excludes zero, else 'no difference shown'.", "",
-             "| method | vs GRPO | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+def render_markdown(table: dict, verdicts: dict, h0: float, benchmark: str, *, labels: dict | None = None,
+                    baseline: str = "grpo", phenomena: list | None = None, base: dict | None = None) -> str:
+    cols = ["final_entropy_over_h0", "avg@n"] + sorted(k for row in table.values() for k in row
+                                                        if k.startswith("avg@n@")) + ["pass@1", "maj@1"]
+    cols = list(dict.fromkeys(cols + sorted({k for row in table.values() for k in row
+                                             if k.startswith(("pass@", "maj@", "avg@n/level"))} - set(cols))))
+    lines = [f"# Method comparison ({benchmark}; H0 = {h0:.4f} nats/token)", ""]
+    if phenomena:
+        lines += ["## Phenomena (each must hold on every seed)", ""]
+        for p in phenomena:
+            seeds = ", ".join(_fmt_seed(s) for s in p.get("per_seed", []))
+            value = "n/a" if p["value"] is None else f"{p['value']:.3f}"
+            lines.append(f"- **{p['name']}**: {'holds' if p['holds'] else 'does NOT hold'} "
+                         f"(value {value}, threshold {p['threshold']}; per seed: {seeds}){p.get('note', '')}")
+        lines.append("")
+    lines += [f"Mean over seeds with 95% Student-t intervals. `vs {baseline}` compares held-out avg@n: better / "
+              "worse when the Welch interval of the difference excludes zero, else 'no difference shown'.", ""]
+    if base:
+        lines.append("Base model: " + ", ".join(f"{k} {v:.3f}" for k, v in base.items()) + "\n")
+    lines += [f"| arm | vs {baseline} | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     for name, row in table.items():
         cells = []
         for c in cols:
@@ -83,5 +106,11 @@ def render_markdown(table: dict, verdicts: dict, h0: float, benchmark: str) -> s
             cells.append("—" if not m or m["mean"] is None else f"{m['mean']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]")
         v = verdicts.get(name)
         verdict = "baseline" if v == "baseline" else {True: "better", False: "worse", None: "no difference shown"}[v]
-        lines.append(f"| {name} | {verdict} | " + " | ".join(cells) + " |")
+        lines.append(f"| {(labels or {}).get(name, name)} | {verdict} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _fmt_seed(s) -> str:
+    if isinstance(s, dict):
+        return "{" + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in s.items()) + "}"
+    return f"{s:.3f}"

@@ -1,7 +1,9 @@
 """DVC stage `evaluate`: the base and the trained model on every configured benchmark.
 
 Writes data/eval/<model>/<benchmark>/{samples.jsonl,metrics.json}, data/eval/<model>/manifest.json and
-metrics/eval.json (headline metrics per model and the trained - base deltas).  The embedded default
+metrics/eval.json (headline metrics per model and the trained - base deltas).  Each `eval.variants` entry
+evaluates every benchmark again at another temperature, reported as `<benchmark>@T<t>` (the embedded
+default evaluates at the training temperature 1.0 and reports T = 0.6 beside it).  The embedded default
 evaluates held-out generated problems at every grade (including grades harder than trained); a
 benchmark named `synthetic` reads data/prepared/eval.jsonl, any other name loads through
 `pipeline.data.benchmarks` from its path or hub id.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -37,6 +40,14 @@ def benchmark_problems(params: Params, bench) -> tuple[list, str]:
     return problems, bench.path or bench.name
 
 
+def settings(params: Params) -> list[tuple[str, float, float, Optional[int]]]:
+    """(label suffix, temperature, top_p, n_samples or None) of the main evaluation and every variant."""
+    e = params.eval
+    return [("", e.temperature, e.top_p, None)] + [
+        (f"@T{v.temperature:g}", v.temperature, v.top_p if v.top_p is not None else e.top_p, v.n_samples)
+        for v in e.variants]
+
+
 def evaluate_model(params: Params, label: str, model_path: str, tracker) -> dict:
     e = params.eval
     out_dir = Path(e.out_dir) / label
@@ -45,19 +56,23 @@ def evaluate_model(params: Params, label: str, model_path: str, tracker) -> dict
     results, files = {}, {}
     for bench in e.benchmarks:
         problems, files[bench.name] = benchmark_problems(params, bench)
-        sampling = SamplingConfig(bench.n_samples or e.n_samples, e.temperature, e.top_p, e.max_new_tokens, params.seed)
-        rows, metrics = evaluate(engine, tokenizer, problems, template=params.model.prompt_template,
-                                 use_chat_template=params.model.use_chat_template, sampling=sampling,
-                                 bootstrap=e.bootstrap)
-        write_jsonl(out_dir / bench.name / "samples.jsonl", rows)
-        write_json(out_dir / bench.name / "metrics.json", metrics)
-        results[bench.name] = metrics
-        tracker.log_metrics(numeric_metrics({label: {bench.name: metrics}}))
+        for suffix, temperature, top_p, n in settings(params):
+            name = bench.name + suffix
+            sampling = SamplingConfig(n or bench.n_samples or e.n_samples, temperature, top_p, e.max_new_tokens,
+                                      params.seed)
+            rows, metrics = evaluate(engine, tokenizer, problems, template=params.model.prompt_template,
+                                     use_chat_template=params.model.use_chat_template, sampling=sampling,
+                                     bootstrap=e.bootstrap)
+            write_jsonl(out_dir / name / "samples.jsonl", rows)
+            write_json(out_dir / name / "metrics.json", metrics)
+            results[name] = metrics
+            tracker.log_metrics(numeric_metrics({label: {name: metrics}}))
     engine.close()
     write_json(out_dir / "manifest.json", manifest.build(
         model_path=model_path, backend=resolve_backend(params.rollout.backend),
         sampling={"n": e.n_samples, "temperature": e.temperature, "top_p": e.top_p,
-                  "max_new_tokens": e.max_new_tokens, "seed": params.seed},
+                  "max_new_tokens": e.max_new_tokens, "seed": params.seed,
+                  "variants": [{"temperature": t, "top_p": p, "n": n} for _, t, p, n in settings(params)[1:]]},
         template_hash=template_hash(params.model.prompt_template, params.model.use_chat_template, tokenizer),
         benchmarks=files))
     return results
