@@ -28,7 +28,7 @@ export VLLM_CPU_KVCACHE_SPACE := 1
 export DS_BUILD_OPS := 0
 export DS_ACCELERATOR := $(if $(HAS_CUDA),cuda,cpu)
 
-.PHONY: install test repro compare bench profile prefect-server serve-flows mlflow-ui clean-venv
+.PHONY: install test repro compare compare-short bench profile prefect-server serve-flows mlflow-ui clean-venv
 CRON ?= 0 2 * * *
 
 install: $(STAMP)
@@ -55,9 +55,14 @@ test: install
 repro: install
 	$(PY) -m pipeline.tracking wrap dvc-repro -- $(VENV)/bin/dvc repro dvc.yaml
 
-# The method x seed comparison (comparison/dvc.yaml): reports/comparison.{md,json} and curves.
+# The arm x seed comparison (comparison/dvc.yaml): cells JOBS at a time through DVC, then
+# reports/comparison.{md,json} and curves.  compare-short: one seed, compare.short_steps steps, untracked.
+JOBS ?= 2
 compare: install
-	$(PY) -m pipeline.tracking wrap compare -- $(VENV)/bin/dvc repro comparison/dvc.yaml
+	$(PY) -m pipeline.tracking wrap compare -- $(PY) -m pipeline.stages.compare_cells --jobs $(JOBS)
+
+compare-short: install
+	$(PY) -m pipeline.stages.compare_cells --short --jobs $(JOBS)
 
 # Prefect: a local server, and the flows served to it on a schedule (see README).
 prefect-server: install

@@ -231,6 +231,7 @@ class CompareCfg:
     arms: dict[str, ArmCfg] = fld(factory=_default_arms)
     seeds: tuple[int, ...] = (1, 2, 3)
     steps: Optional[int] = fld(None, ge=1, fix="null trains as long as train.steps")
+    short_steps: int = fld(20, ge=1, fix="training steps of `make compare-short` (one seed, untracked)")
     baseline: str = "grpo"
     phenomena: dict[str, PhenomenonCfg] = fld(factory=dict)
     runs_dir: str = "runs"
@@ -353,7 +354,7 @@ def arm_params(p: Params, name: str, source: str = "params.yaml") -> Params:
     the arm.  The comparison validates every arm with this before it trains anything."""
     arm = p.compare.arms[name]
     raw = to_dict(p)
-    raw["compare"]["arms"] = {}  # validate this arm alone
+    raw["compare"].update(arms={name: to_dict(arm)}, baseline=name, phenomena={})  # this arm alone
     for key, value in {"train.method": arm.method, **arm.overrides}.items():
         node = raw
         *parents, leaf = key.split(".")

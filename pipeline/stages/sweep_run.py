@@ -9,10 +9,13 @@ evaluated (the base model's numbers come from the main pipeline).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from pipeline.config import ConfigError, Params, load_params
+from pipeline.config.schema import arm_params
 from pipeline.stages import evaluate, train
+from pipeline.stages.common import parse_overrides
 
 
 def cell_overrides(params: Params, name: str, seed: int) -> dict:
@@ -29,15 +32,22 @@ def cell_overrides(params: Params, name: str, seed: int) -> dict:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", required=True)
     ap.add_argument("--seed", type=int, required=True)
-    args = ap.parse_args()
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override params.yaml before the cell's own overrides (e.g. compare.steps=20)")
+    args = ap.parse_args(argv)
     try:
-        params = load_params(overrides=cell_overrides(load_params(), args.name, args.seed))
+        sets = parse_overrides([x for kv in args.set for x in ("--set", kv)])
+        base = load_params(overrides=sets)
+        cell = cell_overrides(base, args.name, args.seed)
+        arm_params(base, args.name)  # a bad arm is reported by name, before anything loads
+        params = load_params(overrides={**sets, **cell})
     except ConfigError as exc:
-        raise SystemExit(f"error: {exc}") from None
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     train.run(params)
     evaluate.run(params)
 
