@@ -156,6 +156,9 @@ def log_step(ctx, step, batch, result, timer, completions) -> dict:
     if is_main():
         ctx.log.append(row)
         ctx.tracker.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
+        per_step = len(result.losses)  # every optimizer step's grad norm, on the optimizer-step axis
+        for k, norm in enumerate(result.grad_norms):
+            ctx.tracker.log_metrics({"grad_norm_per_update": norm}, step=step * per_step + k)
         if ctx.samples_path:
             _append_samples(ctx.samples_path, step, batch, completions)
     return row

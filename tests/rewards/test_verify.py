@@ -87,13 +87,38 @@ def test_adversarial_completions_return_within_bound(pool):
     assert elapsed < 5.0 * len(ADVERSARIAL) / 2 + 30
 
 
-def test_hung_worker_is_killed_and_replaced():
+HANG_SHIM = """
+import time
+
+import pipeline.rewards.grading as _grading
+
+_original = _grading.grade_one
+
+
+def _hanging(kind, a, b):
+    if "HANG" in a:
+        time.sleep(3600)  # a verifier stuck for good, like sympy on a nested power tower
+    return _original(kind, a, b)
+
+
+_grading.grade_one = _hanging
+"""
+
+
+def test_hung_worker_is_killed_and_replaced(tmp_path, monkeypatch):
+    """Regression (issue 11): the kill was only checked when the machine happened to time out.  A
+    `sitecustomize` shim on the workers' path makes one item hang for good, every time."""
+    from tests.conftest import ROOT
+
+    (tmp_path / "sitecustomize.py").write_text(HANG_SHIM)
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{ROOT}")
     pool = VerifierPool(num_workers=1, timeout_s=1.0)
     try:
-        res = score_batch(["\\boxed{2^{2^{2^{2^{2^{2^{2^{2^{2^{2}}}}}}}}}}", "\\boxed{2}"], ["3", "2"], pool=pool)
-        assert res[1].status == "ok"
-        if res[0].status == "timeout":
-            assert pool.restarts == 1
+        start = time.monotonic()
+        res = score_batch(["\\boxed{HANG}", "\\boxed{2}"], ["3", "2"], pool=pool)
+        assert res[0].status == "timeout" and res[0].score == 0.0
+        assert pool.restarts == 1 and res[1].status == "ok"  # the replacement worker graded the next item
+        assert time.monotonic() - start < 60
     finally:
         pool.close()
 
