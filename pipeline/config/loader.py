@@ -12,7 +12,18 @@ import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from pipeline.utils.fields import ConfigError, fld  # noqa: F401  (re-exported: the schema's field helpers)
+
+class ConfigError(ValueError):
+    """A bad params value: the message names the file, the key, the value and the fix."""
+
+
+def fld(default: Any = dataclasses.MISSING, *, ge=None, gt=None, le=None, lt=None, fix: str = "",
+        factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with range metadata and a fix hint used in error messages."""
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "fix": fix}
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 def fail(source: str, key: str, value: Any, problem: str, fix: str = "") -> typing.NoReturn:

@@ -3,7 +3,7 @@
 Sections mirror params.yaml: seed, data, model, difficulty, entropy, train, rollout, eval, compare,
 tracking.  Defaults here equal the embedded CPU default; `profiles/gpu.yaml` overrides them for the real
 setup.  The method list and the `entropy.<method>` sections come from the method registry
-(`pipeline.rl.registry`): each method brings its own config dataclass.
+(`pipeline.config.methods`): each method brings its own config dataclass.
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 from pipeline.config.loader import ConfigError, build, fld, to_dict
-from pipeline.eval.phenomena import PHENOMENA
-from pipeline.rl.registry import method_class, method_configs, method_names
+from pipeline.config.methods import METHODS as METHOD_ENTRIES
+from pipeline.config.methods import method_configs
 
-METHODS = method_names()
+METHODS = tuple(METHOD_ENTRIES)
 Method = Literal[METHODS]  # type: ignore[valid-type]
 AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
@@ -303,8 +303,6 @@ def validate_params(p: Params, source: str = "params.yaml") -> None:
         _bad(source, "compare.baseline", p.compare.baseline, "is not an arm of compare.arms",
              f"use one of {sorted(p.compare.arms)}")
     for name, ph in p.compare.phenomena.items():
-        if name not in PHENOMENA:
-            _bad(source, f"compare.phenomena.{name}", name, "is not a known phenomenon", f"use one of {list(PHENOMENA)}")
         for key, arm in (("arm", ph.arm), ("reference", ph.reference)):
             if arm is not None and arm not in p.compare.arms:
                 _bad(source, f"compare.phenomena.{name}.{key}", arm, "is not an arm of compare.arms",
@@ -327,7 +325,8 @@ def validate_train(t: TrainCfg, source: str) -> None:
         _bad(source, "train.mini_batch_size", t.mini_batch_size,
              f"must divide the rollout batch (prompts_per_step x group_size = {batch}) into whole groups of "
              f"{t.group_size}", f"use a multiple of {t.group_size} that divides {batch}, e.g. {batch // 2}")
-    if t.clip_high != t.clip_low and not method_class(t.method).uses_ppo_clip:
+    method = METHOD_ENTRIES[t.method]
+    if t.clip_high != t.clip_low and not method.uses_ppo_clip:
         _bad(source, "train.clip_high", t.clip_high, f"has no effect: train.method {t.method} does not use the PPO "
              "clip", "set train.clip_high equal to train.clip_low")
     if optimizer_steps_per_rollout(t) > 1:
@@ -337,7 +336,7 @@ def validate_train(t: TrainCfg, source: str) -> None:
     if t.clip_high != t.clip_low:
         _bad(source, "train.clip_high", t.clip_high, "differs from train.clip_low, but with one optimizer step per "
              "rollout batch the importance ratio is exactly 1 and Clip-Higher's bound never acts", fix)
-    if method_class(t.method).off_policy_only:
+    if method.off_policy_only:
         _bad(source, "train.method", t.method, "acts only once the policy moves away from the rollout policy, "
              "which never happens with one optimizer step per rollout batch", fix)
 

@@ -1,33 +1,27 @@
-"""The one method registry: names, config classes and construction, read by the schema, stages and tests.
+"""The method registry's classes: construction from params, read by the stages and tests.
 
-`method_names()` lists every `train.method` value (aliases included); `method_configs()` maps each
-method with a config to its dataclass (the `entropy.<name>` sections of params.yaml); `build(name, cfg,
-anchors, seed)` constructs the method from its section, the entropy stage's anchors and the seed.
+The list of methods is `pipeline.config.methods.METHODS` (names, modules, config dataclasses); importing
+`pipeline.rl.methods` registers each listed class.  `method_names()` lists every `train.method` value
+(aliases included); `method_configs()` maps each method with a config to its dataclass (the
+`entropy.<name>` sections); `build(name, cfg, anchors, seed)` constructs the method from its section, the
+entropy stage's anchors and the seed.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from pipeline.config.methods import METHODS, method_configs  # noqa: F401  (re-exported)
 from pipeline.rl.methods import REGISTRY, Regularizer
 
 
 def method_names() -> tuple[str, ...]:
-    return tuple(REGISTRY)
+    return tuple(METHODS)
 
 
 def method_class(name: str) -> type[Regularizer]:
     if name not in REGISTRY:
         raise KeyError(f"unknown entropy method {name!r}; known: {', '.join(REGISTRY)}")
     return REGISTRY[name]
-
-
-def method_configs() -> dict[str, type]:
-    """{section name: config dataclass} for every method that has one, in registration order."""
-    out: dict[str, type] = {}
-    for cls in REGISTRY.values():
-        if cls.Config is not None:
-            out.setdefault(cls.name, cls.Config)
-    return out
 
 
 def build(name: str, entropy_cfg: Any = None, anchors: dict | None = None, seed: int = 0) -> Regularizer:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from pipeline.config import Params
 from pipeline.eval.compare import arm_label, beats, load_run, mean_curve, render_markdown, summarise_method
-from pipeline.eval.phenomena import judge
+from pipeline.config import ConfigError
+from pipeline.eval.phenomena import PHENOMENA, judge
 from pipeline.stages.common import main_guard, numeric_metrics, stage_run
 from pipeline.stages.evaluate import settings as eval_settings
 from pipeline.tracking import start_run
@@ -66,7 +67,16 @@ def plots(out: Path, runs: dict, h0: float, params: Params, base: dict | None) -
                   f"Exploration: pass@k on held-out problems ({sub})", base=base_k)]
 
 
+def check_phenomena(params: Params) -> None:
+    """Every configured phenomenon is one this library can judge (checked before anything trains)."""
+    for name in params.compare.phenomena:
+        if name not in PHENOMENA:
+            raise ConfigError(f"params.yaml: key 'compare.phenomena.{name}': is not a known phenomenon. "
+                              f"Fix: use one of {', '.join(PHENOMENA)}")
+
+
 def run(params: Params) -> dict:
+    check_phenomena(params)
     c = params.compare
     benchmark = params.eval.benchmarks[0].name
     h0 = read_json(params.entropy.measure.out)["h0"]

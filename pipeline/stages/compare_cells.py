@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pipeline.config import ConfigError, Params, load_params
 from pipeline.config.schema import arm_params
+from pipeline.stages.compare import check_phenomena
 
 LOGS = Path(".compare_logs")
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params()
         for arm in params.compare.arms:
             arm_params(params, arm)
+        check_phenomena(params)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

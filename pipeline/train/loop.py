@@ -183,6 +183,21 @@ def truncate_samples(path: str, step: int) -> None:
 
 
 def trainer_state(ctx: TrainContext, step: int) -> dict:
-    return {"step": step, "cursor": ctx.sampler.cursor, "regularizer": ctx.reg.state_dict(),
-            "skipped_steps": ctx.skipped_steps, "skipped_updates": ctx.skipped_updates,
-            "consecutive_skips": ctx.consecutive_skips, "fingerprint": ctx.fingerprint}
+    state = {"step": step, "cursor": ctx.sampler.cursor, "regularizer": ctx.reg.state_dict(),
+             "skipped_steps": ctx.skipped_steps, "skipped_updates": ctx.skipped_updates,
+             "consecutive_skips": ctx.consecutive_skips, "fingerprint": ctx.fingerprint}
+    bad = nonfinite_keys(state)
+    if bad:  # controllers refuse non-finite statistics, so this is a bug, never a state to resume from
+        raise RuntimeError(f"refusing to checkpoint non-finite trainer state at {', '.join(bad)}")
+    return state
+
+
+def nonfinite_keys(obj, prefix: str = "") -> list[str]:
+    """Dotted paths of non-finite floats in a nested dict/list state."""
+    if isinstance(obj, float):
+        return [] if math.isfinite(obj) else [prefix or "<root>"]
+    if isinstance(obj, dict):
+        return [k for key, v in obj.items() for k in nonfinite_keys(v, f"{prefix}.{key}" if prefix else str(key))]
+    if isinstance(obj, (list, tuple)):
+        return [k for i, v in enumerate(obj) for k in nonfinite_keys(v, f"{prefix}[{i}]")]
+    return []

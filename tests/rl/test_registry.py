@@ -1,5 +1,5 @@
 """One method registry: the schema, params.yaml, the docs and the generic code all follow it, and adding a
-method touches at most four files (its module, the import list, params.yaml, docs/methods.md)."""
+method touches at most four files (its module, pipeline/config/methods.py, params.yaml, docs/methods.md)."""
 from __future__ import annotations
 
 import ast
@@ -56,16 +56,19 @@ def test_generic_code_never_names_a_method():
     assert not offenders
 
 
-TOY = '''"""A toy method for the registry test: a fixed bonus on the squared entropy."""
-from dataclasses import dataclass
-
-from pipeline.rl.methods.base import Regularizer, RegOutput, global_aggregate, register
-from pipeline.utils.fields import fld
-
+TOY_CFG = '''
 
 @dataclass(frozen=True)
 class ToyCfg:
     gamma: float = fld(0.5, ge=0.0)
+
+
+METHODS["toy"] = Method("pipeline.rl.methods.toy", ToyCfg)
+'''
+
+TOY = '''"""A toy method for the registry test: a fixed bonus on the squared entropy."""
+from pipeline.config.methods import ToyCfg
+from pipeline.rl.methods.base import Regularizer, RegOutput, global_aggregate, register
 
 
 @register
@@ -96,8 +99,8 @@ print(type(reg).__name__, reg.gamma, float(out.term))
 def test_adding_a_method_touches_four_files(tmp_path):
     shutil.copytree(ROOT / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "pipeline/rl/methods/toy.py").write_text(TOY)                                   # 1: the module
-    init = tmp_path / "pipeline/rl/methods/__init__.py"                                          # 2: the import list
-    init.write_text(init.read_text().replace("kl_cov  #", "kl_cov, toy  #"))
+    registry = tmp_path / "pipeline/config/methods.py"                                           # 2: its entry
+    registry.write_text(registry.read_text() + TOY_CFG)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())                                  # 3: params.yaml
     params["train"]["method"] = "toy"
     params["entropy"]["toy"] = {"gamma": 0.25}

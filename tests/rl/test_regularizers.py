@@ -298,8 +298,20 @@ def test_cov_selection_split_over_ranks_equals_one_rank(name):
 
 
 def test_methods_declare_what_generic_code_needs():
-    assert method_class("kl_cov").off_policy_only and not method_class("kl_cov").uses_ppo_clip
-    assert not method_class("clip_cov").off_policy_only  # zeroing selected tokens acts at ratio 1
+    from pipeline.config.methods import METHODS
+
+    assert METHODS["kl_cov"].off_policy_only and not METHODS["kl_cov"].uses_ppo_clip
+    assert not METHODS["clip_cov"].off_policy_only  # zeroing selected tokens acts at ratio 1
     assert method_class("siren").needs_policy_pass and method_class("siren").needs_logits
     assert method_class("skywork").cadence == "optimizer" and method_class("aer").cadence == "rollout"
     assert method_class("grpo") is method_class("none")
+
+
+def test_siren_non_finite_first_batch_does_not_poison_its_anchor():
+    siren = Siren(beta=1.0, top_p=0.9, top_k=50, rho=0.5)
+    (ctx,) = siren.batch_context([(float("nan"), 4.0)], local_comm())
+    assert siren.anchor is None
+    d = _batch(3)
+    assert float(siren.term(_inputs(d), ctx).term) == 0.0  # no anchor yet: no pull
+    siren.batch_context([(2.0, 4.0)], local_comm())
+    assert siren.anchor == 0.5

@@ -32,3 +32,13 @@ def test_a_bad_arm_fails_before_any_cell_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(compare_cells, "run_cells", lambda *a: (_ for _ in ()).throw(AssertionError("ran")))
     assert compare_cells.main(["--jobs", "2"]) == 2
     assert "compare.arms.clip_higher: key 'train.clip_low' = 1.5" in capsys.readouterr().err
+
+
+def test_an_unknown_phenomenon_fails_before_any_cell_runs(tmp_path, monkeypatch, capsys):
+    raw = tiny_params_dict()
+    raw["compare"]["phenomena"] = {"entropy_bliss": {"arm": "aer", "threshold": 0.1}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(compare_cells, "run_cells", lambda *a: (_ for _ in ()).throw(AssertionError("ran")))
+    assert compare_cells.main([]) == 2
+    assert "compare.phenomena.entropy_bliss': is not a known phenomenon" in capsys.readouterr().err

@@ -71,7 +71,7 @@ def test_invalid_params_fail_before_compute(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pipeline.stages.prepare"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert "key 'train.clip_low' = 1.5: must be < 1.0" in proc.stderr and "Traceback" not in proc.stderr
+    assert "key 'train.clip_low' = 1.5: must be <= 1.0" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "data").exists() and not (tmp_path / "m.db").exists()
 
 

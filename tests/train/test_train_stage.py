@@ -239,3 +239,11 @@ def test_checkpoint_from_other_code_or_params_is_not_resumed(workdir, tiny_model
     monkeypatch.setattr(session, "fingerprint", lambda p: "other-code")
     train.run(params)
     assert "written with other params or code; starting fresh" in capsys.readouterr().out
+
+
+def test_non_finite_trainer_state_is_never_checkpointed():
+    from pipeline.train.loop import nonfinite_keys
+
+    assert nonfinite_keys({"a": 1.0, "reg": {"controller": {"alpha": float("nan")}}, "l": [0.0, float("inf")]}) == \
+        ["reg.controller.alpha", "l[1]"]
+    assert nonfinite_keys({"a": 1.0, "b": None, "c": "x", "d": [1, 2]}) == []

@@ -10,35 +10,12 @@ how the embedded model, whose entropies live on another scale, gets a band that 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from pipeline.config.methods import AentCfg
 from pipeline.rl.controllers import AEntController
 from pipeline.rl.entropy import clamped_entropy
 from pipeline.rl.methods.base import Controlled, RegInputs, RegOutput, entropy_sum, register
 from pipeline.rl.losses import masked
-from pipeline.utils.fields import fld
-
-
-@dataclass(frozen=True)
-class AentCfg:
-    lambda_init: float = fld(2e-3, ge=0.0)
-    clamp_p: float = fld(0.33, ge=0.0, lt=1.0)
-    h_low: float = fld(0.15, ge=0.0)
-    h_high: float = fld(0.24, ge=0.0)
-    relative: bool = False
-    beta: float = fld(2e-3, gt=0.0)
-    warmup_steps: int = fld(30, ge=0)
-    lambda_low: float = fld(6e-4, ge=0.0)
-    lambda_high: float = fld(9e-3, gt=0.0)
-
-    def problems(self) -> list[tuple[str, object, str, str]]:
-        out = []
-        if self.h_low > self.h_high:
-            out.append(("h_low", self.h_low, f"exceeds h_high {self.h_high}", "use h_low <= h_high"))
-        if self.lambda_low > self.lambda_high:
-            out.append(("lambda_low", self.lambda_low, f"exceeds lambda_high {self.lambda_high}",
-                        "use lambda_low <= lambda_high"))
-        return out
 
 
 @register

@@ -11,38 +11,12 @@ Our formulation is an inference from the paper's abstract and summaries (the bod
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
+from pipeline.config.methods import AerCfg
 from pipeline.rl.controllers import AERController, difficulty_weights
 from pipeline.rl.methods.base import Comm, Controlled, RegInputs, RegOutput, global_aggregate, register
-from pipeline.utils.fields import fld
-
-
-@dataclass(frozen=True)
-class AerCfg:
-    tau: float = fld(0.4, gt=0.0, fix="the target entropy is tau * H0; use a ratio such as 0.4")
-    alpha_init: float = fld(0.0, ge=0.0)
-    lr: float = fld(0.02, gt=0.0, fix="use a positive controller gain such as 0.02")
-    alpha_min: float = fld(0.0, ge=0.0)
-    alpha_max: float = fld(0.05, gt=0.0)
-    weight_mode: Literal["linear", "threshold"] = "linear"
-    threshold: float = fld(0.5, ge=0.0, le=1.0)
-    ema_blend: float = fld(0.0, ge=0.0, le=1.0, fix="0 uses base pass rates only; 1 uses only online accuracy")
-    ema_decay: float = fld(0.9, ge=0.0, lt=1.0)
-
-    def problems(self) -> list[tuple[str, object, str, str]]:
-        out = []
-        if self.alpha_min > self.alpha_max:
-            out.append(("alpha_min", self.alpha_min, f"exceeds alpha_max {self.alpha_max}",
-                        "use alpha_min <= alpha_max"))
-        elif not self.alpha_min <= self.alpha_init <= self.alpha_max:
-            out.append(("alpha_init", self.alpha_init,
-                        f"is outside [alpha_min, alpha_max] = [{self.alpha_min}, {self.alpha_max}]",
-                        "pick alpha_init within the box"))
-        return out
 
 
 @register

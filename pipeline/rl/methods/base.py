@@ -1,12 +1,13 @@
 """The method plug-in interface: what generic code (update, loop, measurement, stages) may ask a method.
 
 A method is one `Regularizer` subclass with one config dataclass (`Config`, the `entropy.<name>` section
-of params.yaml), registered with `@register`.  Generic code never names a method; it asks through hooks:
+of params.yaml, declared with the method's entry in `pipeline/config/methods.py`), registered with
+`@register`.  Generic code never names a method; it asks through hooks:
 
-* `needs_logits` / `needs_policy_pass` / `off_policy_only` / `uses_ppo_clip` / `cadence`: what the update
-  must provide, whether the mechanism can act at importance ratio 1, whether `train.clip_*` apply, and
-  when the controller updates ("rollout": once per rollout step, from the rollout policy's statistic;
-  "optimizer": once per optimizer step, from the current policy's).
+* `needs_logits` / `needs_policy_pass` / `cadence`: what the update must provide, and when the controller
+  updates ("rollout": once per rollout step, from the rollout policy's statistic; "optimizer": once per
+  optimizer step, from the current policy's).  What validation must know (whether the mechanism acts at
+  importance ratio 1, whether `train.clip_*` apply) is in the method's entry in pipeline/config/methods.py.
 * `micro_stats(inp)` -> `batch_context(stats, comm)`: batch statistics (normalisations, quantiles,
   top-k, selected entropies) computed once over the global mini-batch, across ranks, before any backward
   pass, then handed to every micro-batch as its `ctx`.  This is what makes an update independent of how
@@ -119,8 +120,6 @@ class Regularizer:
     Config: ClassVar[Optional[type]] = None
     needs_logits: ClassVar[bool] = False
     needs_policy_pass: ClassVar[bool] = False
-    off_policy_only: ClassVar[bool] = False
-    uses_ppo_clip: ClassVar[bool] = True
     cadence: ClassVar[str] = "rollout"
 
     def __init__(self) -> None:

@@ -11,25 +11,12 @@ valid with one optimizer step per rollout batch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 
+from pipeline.config.methods import ClipCovCfg
 from pipeline.rl.methods.base import Comm, RegInputs, RegOutput, Regularizer, register
 from pipeline.rl.methods.cov import global_covariances, random_select, split_selection
-from pipeline.utils.fields import fld
-
-
-@dataclass(frozen=True)
-class ClipCovCfg:
-    clip_ratio: float = fld(2e-4, gt=0.0, lt=1.0, fix="the fraction of tokens to clip, e.g. 2e-4")
-    clip_lb: float = fld(1.0, ge=0.0, fix="covariance bounds are non-negative, e.g. [1, 5]")
-    clip_ub: float = fld(5.0, ge=0.0, fix="covariance bounds are non-negative, e.g. [1, 5]")
-
-    def problems(self) -> list[tuple[str, object, str, str]]:
-        if self.clip_lb > self.clip_ub:
-            return [("clip_lb", self.clip_lb, f"exceeds clip_ub {self.clip_ub}", "use clip_lb <= clip_ub")]
-        return []
 
 
 @register

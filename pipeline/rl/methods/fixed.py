@@ -1,15 +1,9 @@
 """A fixed entropy bonus: loss -= beta * agg(H), aggregated like the policy loss (`train.agg_mode`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from pipeline.config.methods import FixedCfg
 from pipeline.rl.methods.base import Regularizer, RegInputs, RegOutput, global_aggregate, register
-from pipeline.utils.fields import fld
-
-
-@dataclass(frozen=True)
-class FixedCfg:
-    beta: float = fld(1e-3, ge=0.0, fix="use a non-negative entropy coefficient such as 1e-3")
 
 
 @register

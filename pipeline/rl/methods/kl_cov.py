@@ -4,25 +4,18 @@ The top k = max(1, int(kl_ratio x valid tokens)) tokens by covariance get the lo
 -A r + kl_coef |logp - logp_old|; every other token gets the UNCLIPPED -A r (no PPO clip in this loss, so
 `train.clip_low/high` do not apply).  Selection spans the global mini-batch (see `cov.py`); all ties at
 the k-th value are selected.  At importance ratio 1 the penalty and its gradient vanish and the loss is
-plain -A r: KL-Cov needs more than one optimizer step per rollout batch (`off_policy_only`, refused at
-validation otherwise).  Defaults: the authors' 7B recipe (kl_ratio 0.002, ppo_kl_coef 1).
+plain -A r: KL-Cov needs more than one optimizer step per rollout batch (`off_policy_only` in its config
+entry; refused at validation otherwise).  Defaults: the authors' 7B recipe (kl_ratio 0.002, ppo_kl_coef 1).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 
+from pipeline.config.methods import KLCovCfg
 from pipeline.rl.losses import masked
 from pipeline.rl.methods.base import Comm, RegInputs, RegOutput, Regularizer, register
 from pipeline.rl.methods.cov import global_covariances, split_selection, top_k_select
-from pipeline.utils.fields import fld
-
-
-@dataclass(frozen=True)
-class KLCovCfg:
-    kl_ratio: float = fld(2e-3, gt=0.0, lt=1.0, fix="the fraction of tokens to penalise, e.g. 2e-3")
-    kl_coef: float = fld(1.0, ge=0.0)
 
 
 @register
@@ -30,8 +23,6 @@ class KLCov(Regularizer):
     name = "kl_cov"
     Config = KLCovCfg
     needs_policy_pass = True
-    off_policy_only = True
-    uses_ppo_clip = False
 
     def __init__(self, *, kl_ratio: float, kl_coef: float) -> None:
         super().__init__()

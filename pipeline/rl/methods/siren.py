@@ -17,23 +17,15 @@ seq-mean-token-sum-norm`, `scale_by_std: false`); the comparison's SIREN arm set
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 from typing import Optional
 
 import torch
 
+from pipeline.config.methods import SirenCfg
 from pipeline.rl.entropy import nucleus_entropy
 from pipeline.rl.losses import masked
 from pipeline.rl.methods.base import Comm, RegInputs, RegOutput, Regularizer, register
-from pipeline.utils.fields import fld
-
-
-@dataclass(frozen=True)
-class SirenCfg:
-    beta: float = fld(5e-3, ge=0.0)
-    top_p: float = fld(0.8, gt=0.0, le=1.0)
-    top_k: int = fld(10000, ge=1)
-    rho: float = fld(0.8, ge=0.0, lt=1.0, fix="rho is the per-response quantile above which tokens count; 0.8 keeps ~20%")
 
 
 def peak_entropy_mask(entropy: torch.Tensor, mask: torch.Tensor, rho: float) -> torch.Tensor:
@@ -85,14 +77,16 @@ class Siren(Regularizer):
     def batch_context(self, stats: list, comm: Comm) -> list[dict]:
         total, n = comm.sum([sum(s for s, _ in stats), sum(c for _, c in stats)])
         h_sel = total / max(n, 1.0)
-        if self.anchor is None:
+        if self.anchor is None and math.isfinite(h_sel):
             self.anchor = h_sel  # self-anchoring on the initial policy: the same value on every rank
+        if self.anchor is None:  # a non-finite first batch: no anchor yet, so no pull this step
+            return [{"h_sel": h_sel, "no_anchor": True} for _ in stats]
         return [{"h_sel": h_sel} for _ in stats]
 
     def term(self, inp: RegInputs, ctx: dict) -> RegOutput:
         per_seq = self._per_seq(inp)
         s = per_seq.sum()
-        dev = ctx["h_sel"] - self.anchor
+        dev = 0.0 if ctx.get("no_anchor") else ctx["h_sel"] - self.anchor
         share = per_seq.numel() / max(inp.denoms.samples, 1.0)
         # value: this micro-batch's share of beta dev^2; gradient: 2 beta dev dH_sel (exact for the global square)
         term = 2 * self.beta * dev * (s - s.detach()) / max(inp.denoms.samples, 1.0) + self.beta * dev ** 2 * share

@@ -10,29 +10,10 @@ script values (c_init 0, delta 1e-4, c_max 5e-3, target 0.2 nats).  The target i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from pipeline.config.methods import SkyworkCfg
 from pipeline.rl.controllers import SkyworkController
 from pipeline.rl.methods.base import Controlled, RegInputs, RegOutput, global_aggregate, register
-from pipeline.utils.fields import fld
-
-
-@dataclass(frozen=True)
-class SkyworkCfg:
-    target: float = fld(0.2, gt=0.0)
-    relative: bool = False
-    coef_init: float = fld(0.0, ge=0.0)
-    delta: float = fld(1e-4, gt=0.0)
-    coef_min: float = fld(0.0, ge=0.0)
-    coef_max: float = fld(5e-3, gt=0.0)
-
-    def problems(self) -> list[tuple[str, object, str, str]]:
-        if self.coef_min > self.coef_max:
-            return [("coef_min", self.coef_min, f"exceeds coef_max {self.coef_max}", "use coef_min <= coef_max")]
-        if not self.coef_min <= self.coef_init <= self.coef_max:
-            return [("coef_init", self.coef_init, f"is outside [coef_min, coef_max] = [{self.coef_min}, "
-                     f"{self.coef_max}]", "pick coef_init within the box")]
-        return []
 
 
 @register
