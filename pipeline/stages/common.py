@@ -72,12 +72,40 @@ def load_problems(path) -> list:
     return [Problem.from_row(r, f"{path}:{i}") for i, r in enumerate(read_jsonl(path), 1)]
 
 
-def engine_from_params(params: Params, model, tokenizer, model_path: str | None = None):
-    """The rollout engine that params.rollout selects, for an in-memory model (HF) or a saved one (vLLM)."""
+def engine_from_params(params: Params, model, tokenizer, model_path: str | None = None, device=None):
+    """The rollout engine that params.rollout selects, for an in-memory model (HF) or a saved one (vLLM).
+
+    Responses stop at EOS and `model.stop_tokens`.  vLLM sleeps between calls (`rollout.sleep_mode`) only
+    when it shares the GPU with `model`, an HF model on a CUDA device (training, H0 measurement)."""
+    from pipeline.data.prompts import stop_token_ids
     from pipeline.rollout import make_engine
 
     r = params.rollout
+    colocated = model is not None and next(model.parameters()).is_cuda
     return make_engine(r.backend, model=model, tokenizer=tokenizer, model_path=model_path or params.model.name_or_path,
                        dtype=params.model.dtype, seed=params.seed, batch_size=r.batch_size, kv_cache_gb=r.kv_cache_gb,
                        gpu_memory_utilization=r.gpu_memory_utilization, tensor_parallel_size=r.tensor_parallel_size,
-                       enforce_eager=r.enforce_eager)
+                       enforce_eager=r.enforce_eager, stop_ids=stop_token_ids(tokenizer, params.model.stop_tokens),
+                       sleep_mode=r.sleep_mode and colocated, device=device)
+
+
+def measurement_setup(params: Params, model_path: str | None = None, *, need_model: bool):
+    """-> (engine, model or None, tokenizer, backend) for difficulty, entropy and evaluate.
+
+    Device (`model.device`) and backend (`rollout.backend`) are resolved first, so a bad choice fails
+    before anything loads.  The HF model is loaded onto the device when the HF backend samples with it or
+    when the stage needs it itself (`need_model`, the teacher-forced H0 pass); vLLM loads its own copy."""
+    from pipeline.models.loading import load_policy, load_tokenizer, resolve_device
+    from pipeline.rollout import resolve_backend
+
+    path = model_path or params.model.name_or_path
+    device = resolve_device(params.model.device)
+    backend = resolve_backend(params.rollout.backend, device)
+    model = None
+    if backend == "hf" or need_model:
+        model, tokenizer = load_policy(path, params.model.dtype, device=device,
+                                       attn_implementation=params.model.attn_implementation)
+    else:
+        tokenizer = load_tokenizer(path)
+    engine = engine_from_params(params, model, tokenizer, model_path=path, device=device)
+    return engine, model, tokenizer, backend

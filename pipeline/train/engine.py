@@ -6,27 +6,80 @@ ZeRO-2/3 with bf16 as configured.  The engine wraps a `PolicyScorer` (see `pipel
 `policy(engine)` is the causal LM inside it.  Gradient accumulation is unmanaged: the trainer calls
 `backward` per micro-batch with a loss already normalised to the global mini-batch and `step()` once per
 update, which also lets a non-finite step be skipped without desynchronising DeepSpeed's counters.
+
+Users configure DeepSpeed as with HF's integration: `train.deepspeed.config_file` names a JSON config
+merged over the generated one (`merge_user_config`: user keys win, "auto" takes the generated value; the
+keys the trainer's own accounting depends on must be "auto" or agree).  `offload_optimizer` keeps
+optimizer states in host memory; `gradient_checkpointing` recomputes decoder activations in backward.
+`build` loads the policy under ZeRO-3 through transformers' `HfDeepSpeedConfig`, so `from_pretrained`
+creates it inside `deepspeed.zero.Init` and no rank ever holds the whole model on its device; each
+rank still reads the checkpoint files into host memory once while loading (about 2 bytes per parameter
+in bf16 per rank, e.g. 3 GB per GPU process for a 1.5B model).
 """
 from __future__ import annotations
 
+import json
 import os
 
 import torch
 
+from pipeline.config import ConfigError
 from pipeline.models.forward import PolicyScorer
+
+# The trainer's accounting (unmanaged accumulation, per-rank micro-batches, the export path chosen by
+# ZeRO stage) depends on these: a user config may leave them "auto" or repeat our value, not change them.
+OWNED_KEYS = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size",
+              "managed_gradient_accumulation", "zero_optimization.stage")
 
 
 def deepspeed_config(*, micro_batch_size: int, world_size: int, lr: float, weight_decay: float, zero_stage: int,
-                     bf16: bool, gradient_clipping: float) -> dict:
+                     bf16: bool, gradient_clipping: float, offload_optimizer: bool = False) -> dict:
+    zero: dict = {"stage": zero_stage}
+    if offload_optimizer:  # torch AdamW steps the offloaded states (DeepSpeedCPUAdam needs a C++ build first)
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
     return {
         "train_micro_batch_size_per_gpu": micro_batch_size, "gradient_accumulation_steps": 1,
         "train_batch_size": micro_batch_size * world_size, "managed_gradient_accumulation": False,
-        "gradient_clipping": gradient_clipping, "zero_optimization": {"stage": zero_stage},
+        "gradient_clipping": gradient_clipping, "zero_optimization": zero,
         "bf16": {"enabled": bf16},
         "optimizer": {"type": "AdamW", "params": {"lr": lr, "weight_decay": weight_decay, "betas": [0.9, 0.999],
                                                   "eps": 1e-8, "torch_adam": True}},
         "zero_allow_untested_optimizer": True, "steps_per_print": 10**9, "wall_clock_breakdown": False,
     }
+
+
+def merge_user_config(ours: dict, user: dict, source: str = "ds_config", _prefix: str = "") -> dict:
+    """`user` over `ours`, recursively: user values win, "auto" takes ours (an "auto" with no value of
+    ours is an error naming the key), keys in OWNED_KEYS must be "auto" or equal ours."""
+    out = dict(ours)
+    for key, value in user.items():
+        path = f"{_prefix}{key}"
+        mine = ours.get(key)
+        if isinstance(value, dict) and isinstance(mine, dict):
+            out[key] = merge_user_config(mine, value, source, f"{path}.")
+        elif value == "auto":
+            if key not in ours:
+                raise ConfigError(f"{source}: key '{path}' = 'auto': the pipeline has no value to fill in. "
+                                  "Fix: give a value or remove the key")
+            out[key] = mine
+        elif path in OWNED_KEYS and value != mine:
+            raise ConfigError(f"{source}: key '{path}' = {value!r} conflicts with the trainer's {mine!r}. Fix: set "
+                              "it to \"auto\" (or remove it) and change the matching train.* param instead")
+        else:
+            out[key] = value
+    return out
+
+
+def config_from_params(train_cfg, world_size: int) -> dict:
+    """The DeepSpeed config for `params.train` (a TrainCfg): generated, then the user's file merged over it."""
+    ds = train_cfg.deepspeed
+    ours = deepspeed_config(micro_batch_size=train_cfg.micro_batch_size, world_size=world_size, lr=train_cfg.lr,
+                            weight_decay=train_cfg.weight_decay, zero_stage=ds.zero_stage, bf16=ds.bf16,
+                            gradient_clipping=ds.gradient_clipping, offload_optimizer=ds.offload_optimizer)
+    if ds.config_file is None:
+        return ours
+    with open(ds.config_file, encoding="utf-8") as fh:
+        return merge_user_config(ours, json.load(fh), ds.config_file)
 
 
 def import_deepspeed():
@@ -40,9 +93,13 @@ def import_deepspeed():
     return deepspeed
 
 
-def initialize(model, config: dict):
+def initialize(model, config: dict, *, gradient_checkpointing: bool = False):
     """-> DeepSpeed engine wrapping `PolicyScorer(model)`."""
     deepspeed = import_deepspeed()
+    if gradient_checkpointing:
+        # non-reentrant checkpointing: correct with inputs that do not require grad, and under ZeRO-3
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
     scorer = PolicyScorer(model)
     if config["zero_optimization"]["stage"] == 3:
         # the fused head reads this weight outside lm_head.forward: have ZeRO-3 gather it for the scorer
@@ -50,6 +107,24 @@ def initialize(model, config: dict):
     engine, _, _, _ = deepspeed.initialize(model=scorer, model_parameters=[p for p in scorer.parameters()
                                                                             if p.requires_grad], config=config)
     return engine
+
+
+def build(train_cfg, model_path: str, dtype: str, world_size: int, attn_implementation: str | None = None):
+    """-> (DeepSpeed engine, tokenizer) for `params.train`: config (user file merged), the policy loaded
+    (inside zero.Init under ZeRO-3), gradient checkpointing as configured.  Call after `distributed.init`."""
+    from pipeline.models.loading import load_policy
+
+    config = config_from_params(train_cfg, world_size)
+    hf_ds_config = None
+    if config["zero_optimization"]["stage"] == 3:
+        import_deepspeed()
+        from transformers.integrations import HfDeepSpeedConfig
+
+        hf_ds_config = HfDeepSpeedConfig(config)  # noqa: F841 -- must stay alive while from_pretrained runs
+    model, tokenizer = load_policy(model_path, dtype, attn_implementation=attn_implementation)
+    del hf_ds_config
+    engine = initialize(model, config, gradient_checkpointing=train_cfg.deepspeed.gradient_checkpointing)
+    return engine, tokenizer
 
 
 def policy(engine) -> torch.nn.Module:
