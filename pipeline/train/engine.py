@@ -11,15 +11,18 @@ Users configure DeepSpeed as with HF's integration: `train.deepspeed.config_file
 merged over the generated one (`merge_user_config`: user keys win, "auto" takes the generated value; the
 keys the trainer's own accounting depends on must be "auto" or agree).  `offload_optimizer` keeps
 optimizer states in host memory; `gradient_checkpointing` recomputes decoder activations in backward.
-`build` loads the policy under ZeRO-3 through transformers' `HfDeepSpeedConfig`, so `from_pretrained`
-creates it inside `deepspeed.zero.Init` and no rank ever holds the whole model on its device; each
-rank still reads the checkpoint files into host memory once while loading (about 2 bytes per parameter
-in bf16 per rank, e.g. 3 GB per GPU process for a 1.5B model).
+Under ZeRO-3 `build` creates the policy inside `deepspeed.zero.Init` (each parameter partitioned as it is
+created) and copies the safetensors checkpoint in one tensor at a time: rank 0 reads it, and
+`GatheredParameters(modifier_rank=0)` hands each rank its partition.  So no rank ever holds the whole
+model, on the device or in host memory; the host peak is one tensor (the 151,936 x 1,536 embedding,
+0.47 GB in bf16, for Qwen2.5-1.5B).  (transformers' own route, `HfDeepSpeedConfig`, needs accelerate,
+which the pipeline does not install, and reads the checkpoint on every rank.)
 """
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import torch
 
@@ -55,8 +58,8 @@ def merge_user_config(ours: dict, user: dict, source: str = "ds_config", _prefix
     for key, value in user.items():
         path = f"{_prefix}{key}"
         mine = ours.get(key)
-        if isinstance(value, dict) and isinstance(mine, dict):
-            out[key] = merge_user_config(mine, value, source, f"{path}.")
+        if isinstance(value, dict):  # a section: merged key by key (with nothing of ours, "auto" is an error)
+            out[key] = merge_user_config(mine if isinstance(mine, dict) else {}, value, source, f"{path}.")
         elif value == "auto":
             if key not in ours:
                 raise ConfigError(f"{source}: key '{path}' = 'auto': the pipeline has no value to fill in. "
@@ -109,20 +112,55 @@ def initialize(model, config: dict, *, gradient_checkpointing: bool = False):
     return engine
 
 
+def load_partitioned(model_path: str, dtype: str, config: dict, attn_implementation: str | None = None):
+    """ZeRO-3: the causal LM at `model_path` built inside zero.Init, its safetensors weights copied in one
+    tensor at a time from rank 0 (see module doc).  Safetensors only: a checkpoint never runs code."""
+    from safetensors import safe_open
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.initialization import no_init_weights
+
+    from pipeline.models.loading import DTYPES
+
+    deepspeed = import_deepspeed()
+    files = sorted(Path(model_path).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{model_path}: no *.safetensors files (ZeRO-3 loading reads safetensors only)")
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    # no_init_weights: random init of empty partitions is wasted work (and HF's padding-row init fails on them)
+    with no_init_weights(), deepspeed.zero.Init(config_dict_or_path=config, dtype=DTYPES[dtype]):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path), dtype=DTYPES[dtype], **kwargs)
+    model.tie_weights()  # no_init_weights skipped it with the rest of init_weights
+    params = dict(model.named_parameters())  # a tied weight appears once
+    loaded = set()
+    for path in files:
+        with safe_open(str(path), framework="pt") as fh:
+            for key in fh.keys():
+                param = params.get(key)
+                if param is None:
+                    try:  # e.g. lm_head.weight stored although tied to the embedding
+                        param = model.get_parameter(key)
+                    except AttributeError:
+                        raise ValueError(f"{path}: tensor '{key}' matches no parameter of the model") from None
+                with deepspeed.zero.GatheredParameters([param], modifier_rank=0):
+                    if torch.distributed.get_rank() == 0:
+                        param.data.copy_(fh.get_tensor(key))
+                loaded.add(id(param))
+    missing = [n for n, p in params.items() if id(p) not in loaded]
+    if missing:
+        raise ValueError(f"{model_path}: the checkpoint has no values for {missing[:5]} ({len(missing)} in all)")
+    return model.eval()
+
+
 def build(train_cfg, model_path: str, dtype: str, world_size: int, attn_implementation: str | None = None):
     """-> (DeepSpeed engine, tokenizer) for `params.train`: config (user file merged), the policy loaded
     (inside zero.Init under ZeRO-3), gradient checkpointing as configured.  Call after `distributed.init`."""
-    from pipeline.models.loading import load_policy
+    from pipeline.models.loading import load_policy, load_tokenizer
 
     config = config_from_params(train_cfg, world_size)
-    hf_ds_config = None
     if config["zero_optimization"]["stage"] == 3:
-        import_deepspeed()
-        from transformers.integrations import HfDeepSpeedConfig
-
-        hf_ds_config = HfDeepSpeedConfig(config)  # noqa: F841 -- must stay alive while from_pretrained runs
-    model, tokenizer = load_policy(model_path, dtype, attn_implementation=attn_implementation)
-    del hf_ds_config
+        model, tokenizer = load_partitioned(model_path, dtype, config, attn_implementation), load_tokenizer(model_path)
+    else:
+        model, tokenizer = load_policy(model_path, dtype, attn_implementation=attn_implementation)
     engine = initialize(model, config, gradient_checkpointing=train_cfg.deepspeed.gradient_checkpointing)
     return engine, tokenizer
 
