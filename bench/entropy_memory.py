@@ -55,7 +55,7 @@ def _naive_logprob(hidden, weight, targets, args):
 
 def _peak_mask(h, args):
     """SIREN's peak-entropy mask over [B, T] = [tokens / 256, 256]: no vocabulary dimension."""
-    from pipeline.rl.baselines import peak_entropy_mask
+    from pipeline.rl import peak_entropy_mask
 
     rows = h.view(-1, 256) if h.numel() % 256 == 0 else h.view(1, -1)
     return (h * peak_entropy_mask(rows, rows.new_ones(rows.shape, dtype=bool), 0.8).view(-1)).sum()

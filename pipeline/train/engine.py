@@ -13,8 +13,8 @@ keys the trainer's own accounting depends on must be "auto" or agree).  `offload
 optimizer states in host memory; `gradient_checkpointing` recomputes decoder activations in backward.
 Under ZeRO-3 `build` creates the policy inside `deepspeed.zero.Init` (each parameter partitioned as it is
 created) and copies the safetensors checkpoint in one tensor at a time: rank 0 reads it, and
-`GatheredParameters(modifier_rank=0)` hands each rank its partition.  So no rank ever holds the whole
-model, on the device or in host memory; the host peak is one tensor (the 151,936 x 1,536 embedding,
+`GatheredParameters(modifier_rank=0)` hands each rank its partition.  So no rank holds the whole model
+while loading, on the device or in host memory; the host peak is one tensor (the 151,936 x 1,536 embedding,
 0.47 GB in bf16, for Qwen2.5-1.5B).  (transformers' own route, `HfDeepSpeedConfig`, needs accelerate,
 which the pipeline does not install, and reads the checkpoint on every rank.)
 """
