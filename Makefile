@@ -28,12 +28,12 @@ export VLLM_CPU_KVCACHE_SPACE := 1
 export DS_BUILD_OPS := 0
 export DS_ACCELERATOR := $(if $(HAS_CUDA),cuda,cpu)
 
-.PHONY: install test repro compare compare-short bench profile prefect-server serve-flows mlflow-ui clean-venv
+.PHONY: install test repro compare compare-short bench profile download prefect-server serve-flows mlflow-ui clean-venv
 CRON ?= 0 2 * * *
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints/cpu.txt tools/placeholder_wheels.py
+$(STAMP): pyproject.toml constraints/$(EXTRA).txt tools/placeholder_wheels.py
 	test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
 	$(PIP) install -q --upgrade "pip>=25" wheel "setuptools>=68,<81"
 ifeq ($(EXTRA),cpu)
@@ -43,13 +43,20 @@ ifeq ($(EXTRA),cpu)
 	$(PIP) install -q --no-build-isolation -c constraints/cpu.txt deepspeed
 	$(PIP) install -q --find-links $(VENV)/placeholders -c constraints/cpu.txt -e ".[cpu,dev]"
 else
-	$(PIP) install -q --no-build-isolation deepspeed
-	$(PIP) install -q -e ".[gpu,dev]"
+	$(PIP) install -q -c constraints/gpu.txt torch
+	$(PIP) install -q --no-build-isolation -c constraints/gpu.txt deepspeed
+	$(PIP) install -q -c constraints/gpu.txt -e ".[gpu,dev]"
 endif
 	touch $(STAMP)
 
 test: install
 	$(PY) -m pytest -q --timeout 900
+
+# The one target with hub access: DVC stage `download` fills hub/ with the model, datasets and benchmarks
+# of params.yaml's `hub` section at their revisions (hub/revisions.json records the commits).  Every other
+# target runs with HF_*_OFFLINE=1, so `make repro` afterwards needs no network.
+download: install
+	HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 TRANSFORMERS_OFFLINE=0 $(VENV)/bin/dvc repro download
 
 # One MLflow parent run per `make repro`, with every stage run nested under it.
 repro: install

@@ -1,12 +1,18 @@
-"""Peak-memory benchmark: fused chunked log-prob + entropy vs the naive materialised-logits path.
+"""Peak-memory benchmark: the fused chunked entropies vs the naive materialised-logits paths.
 
+Three quantities, each naive (full [N, V] logits, then the reference function) against fused (row chunks
+from hidden states and the LM-head weight, `pipeline.rl.entropy`):
+  logprob  sampled-token log-prob + entropy (`fused_logprob_entropy`, every method);
+  clamped  AEnt's clamped entropy (`fused_clamped_entropy`, clamp_p 0.33);
+  nucleus  SIREN's nucleus entropy (`fused_nucleus_entropy`, top_p 0.8, top_k 10,000) and its peak mask.
 Each variant runs in its own subprocess so that peaks do not mix: on CPU the peak is the resident
 high-water mark (VmHWM, reset through /proc/self/clear_refs once the inputs exist) minus the resident
 size at that moment; on CUDA it is torch.cuda.max_memory_allocated over the inputs.  Prints the
 naive / fused ratios for forward and forward + backward, measured in this one run, at Qwen's
-vocabulary (V = 151,936).
+vocabulary (V = 151,936).  `--json PATH` also writes every number.
 
-Usage: python bench/entropy_memory.py [--tokens 2048] [--hidden 256] [--vocab 151936] [--chunk 128] [--device cuda]
+Usage: python bench/entropy_memory.py [--tokens 2048] [--hidden 256] [--vocab 151936] [--chunk 128]
+       [--device cuda] [--kinds logprob,clamped,nucleus] [--json out.json]
 """
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("logprob", "clamped", "nucleus")
+VARIANTS: dict = {}
 
 
 def _status_kib(field: str) -> int:
@@ -34,12 +42,46 @@ def _reset_cpu_peak() -> int:
     return _status_kib("VmRSS") * 1024
 
 
+def _naive_logits(hidden, weight):
+    return (hidden @ weight.t()).float()  # what `PolicyScorer(with_logits=True)` builds
+
+
+def _naive_logprob(hidden, weight, targets, args):
+    import torch
+
+    logp = torch.log_softmax(_naive_logits(hidden, weight), dim=-1)
+    return logp.gather(1, targets[:, None]).squeeze(1), -(logp.exp() * logp).sum(-1)
+
+
+def _peak_mask(h, args):
+    """SIREN's peak-entropy mask over [B, T] = [tokens / 256, 256]: no vocabulary dimension."""
+    from pipeline.rl import peak_entropy_mask
+
+    rows = h.view(-1, 256) if h.numel() % 256 == 0 else h.view(1, -1)
+    return (h * peak_entropy_mask(rows, rows.new_ones(rows.shape, dtype=bool), 0.8).view(-1)).sum()
+
+
+def _variants() -> dict:
+    sys.path.insert(0, str(ROOT))
+    from pipeline.rl import entropy as E
+
+    return {
+        "naive-logprob": _naive_logprob,
+        "fused-logprob": lambda h, w, t, a: E.fused_logprob_entropy(h, w, t, chunk_size=a.chunk),
+        "naive-clamped": lambda h, w, t, a: (E.clamped_entropy(_naive_logits(h, w), clamp_p=0.33),),
+        "fused-clamped": lambda h, w, t, a: (E.fused_clamped_entropy(h, w, clamp_p=0.33, chunk_size=a.chunk),),
+        "naive-nucleus": lambda h, w, t, a: (_peak_mask(E.nucleus_entropy(_naive_logits(h, w), top_p=0.8,
+                                                                          top_k=10000), a),),
+        "fused-nucleus": lambda h, w, t, a: (_peak_mask(E.fused_nucleus_entropy(h, w, top_p=0.8, top_k=10000,
+                                                                                chunk_size=a.chunk), a),),
+    }
+
+
 def child(mode: str, args) -> dict:
     import torch
 
-    sys.path.insert(0, str(ROOT))
-    from pipeline.rl.entropy import fused_logprob_entropy
-
+    global VARIANTS
+    VARIANTS = _variants()
     dev = torch.device(args.device)
     g = torch.Generator(device="cpu").manual_seed(0)
     hidden = torch.randn(args.tokens, args.hidden, generator=g).to(dev).requires_grad_()
@@ -52,14 +94,9 @@ def child(mode: str, args) -> dict:
     else:
         base = _reset_cpu_peak()
     start = time.perf_counter()
-    if mode.startswith("naive"):
-        logp = torch.log_softmax((hidden @ weight.t()).float(), dim=-1)
-        lp = logp.gather(1, targets[:, None]).squeeze(1)
-        ent = -(logp.exp() * logp).sum(-1)
-    else:
-        lp, ent = fused_logprob_entropy(hidden, weight, targets, chunk_size=args.chunk)
-    if mode.endswith("bwd"):
-        (lp.sum() + ent.sum()).backward()
+    out = VARIANTS[mode.rsplit("-", 1)[0]](hidden, weight, targets, args)
+    if mode.endswith("fwdbwd"):
+        sum(o.sum() for o in out).backward()
     if dev.type == "cuda":
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - base
@@ -75,6 +112,20 @@ def run(mode: str, args) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def report(kind: str, res: dict, args) -> dict:
+    """Print one quantity's four peaks and its naive / fused ratios against the issue's bounds."""
+    r = {m.rsplit("-", 1)[-1] + "_" + m.split("-")[0]: res[m] for m in res if m.split("-")[1] == kind}
+    fwd = r["fwd_naive"]["peak_bytes"] / max(r["fwd_fused"]["peak_bytes"], 1)
+    bwd = r["fwdbwd_naive"]["peak_bytes"] / max(r["fwdbwd_fused"]["peak_bytes"], 1)
+    print(f"[{kind}]")
+    for name, v in r.items():
+        print(f"  {name:14s} peak {v['peak_bytes'] / 2**20:9.1f} MiB  {v['seconds']:7.2f} s")
+    ok = fwd >= 8 and bwd >= 4
+    print(f"  peak-memory ratio naive/fused: forward {fwd:.1f}x, forward+backward {bwd:.1f}x "
+          f"({'meets' if ok else 'MISSES'} the bound: >= 8x forward, >= 4x with backward)")
+    return {"forward_ratio": fwd, "fwdbwd_ratio": bwd, "meets_bound": ok, "runs": r}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=int, default=2048)
@@ -82,18 +133,24 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=151936)
     ap.add_argument("--chunk", type=int, default=128)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of " + ",".join(KINDS))
+    ap.add_argument("--json", help="also write the numbers to this file")
     ap.add_argument("--child")
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args)))
         return
-    res = {m: run(m, args) for m in ("naive-fwd", "fused-fwd", "naive-fwdbwd", "fused-fwdbwd")}
+    kinds = [k for k in args.kinds.split(",") if k]
+    if not set(kinds) <= set(KINDS):
+        ap.error(f"--kinds: unknown {sorted(set(kinds) - set(KINDS))}; choose from {', '.join(KINDS)}")
     print(f"tokens={args.tokens} hidden={args.hidden} vocab={args.vocab} chunk={args.chunk} device={args.device}")
-    for m, r in res.items():
-        print(f"  {m:13s} peak {r['peak_bytes'] / 2**20:9.1f} MiB  {r['seconds']:7.2f} s")
-    fwd = res["naive-fwd"]["peak_bytes"] / max(res["fused-fwd"]["peak_bytes"], 1)
-    bwd = res["naive-fwdbwd"]["peak_bytes"] / max(res["fused-fwdbwd"]["peak_bytes"], 1)
-    print(f"peak-memory ratio naive/fused: forward {fwd:.1f}x, forward+backward {bwd:.1f}x")
+    summary = {"args": {k: v for k, v in vars(args).items() if k not in ("child", "json")}}
+    for kind in kinds:
+        res = {f"{impl}-{kind}-{phase}": run(f"{impl}-{kind}-{phase}", args)
+               for phase in ("fwd", "fwdbwd") for impl in ("naive", "fused")}
+        summary[kind] = report(kind, res, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

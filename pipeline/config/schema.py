@@ -1,9 +1,10 @@
 """The params.yaml schema: one frozen dataclass per section, plus cross-field rules.
 
 Sections mirror params.yaml: seed, data, model, difficulty, entropy, train, rollout, eval, compare,
-tracking.  Defaults here equal the embedded CPU default; `profiles/gpu.yaml` overrides them for the real
-setup.  The method list and the `entropy.<method>` sections come from the method registry
-(`pipeline.config.methods`): each method brings its own config dataclass.
+tracking, hub (what `make download` fetches, pinned to hub revisions).  Defaults here equal the embedded CPU
+default; `profiles/gpu.yaml` overrides them for the real setup.  The method list and the `entropy.<method>`
+sections come from the method registry (`pipeline.config.methods`): each method brings its own config
+dataclass.
 """
 from __future__ import annotations
 
@@ -98,6 +99,15 @@ class ModelCfg:
     use_chat_template: bool = False
     tiny: TinyModelCfg = fld(factory=TinyModelCfg)
     sft: SftCfg = fld(factory=SftCfg)
+    # With build_tiny: a randomly initialised model of this named architecture instead of the tiny one
+    # (no SFT, tokenizer still trained locally); for GPU smoke runs without network.
+    init_config: Optional[Literal["qwen2.5-1.5b"]] = None
+    # Where difficulty, entropy and evaluation put the model: auto = cuda when available, else cpu.
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    # Tokens that end a response besides EOS, e.g. the chat template's "<|im_end|>" (each one token).
+    stop_tokens: tuple[str, ...] = ()
+    # transformers attention kernel for the HF model (null: transformers' default, sdpa where available).
+    attn_implementation: Optional[Literal["sdpa", "eager", "flash_attention_2"]] = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,11 @@ class DeepSpeedCfg:
     zero_stage: int = fld(0, ge=0, le=3, fix="use 0 (CPU default), 1, 2 or 3 (3 partitions the weights too)")
     bf16: bool = False
     gradient_clipping: float = fld(1.0, ge=0.0)
+    # A DeepSpeed JSON config merged over the generated one: its keys win, "auto" values take ours.
+    config_file: Optional[str] = None
+    gradient_checkpointing: bool = False          # recompute decoder activations in backward
+    offload_optimizer: bool = False               # optimizer states in host memory (ZeRO >= 1)
+    num_processes: int = fld(1, ge=1, fix="use 1, or the number of GPUs on this machine for torchrun")
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,9 @@ class RolloutCfg:
     tensor_parallel_size: int = fld(1, ge=1)
     enforce_eager: bool = True
     batch_size: int = fld(64, ge=1)
+    # vLLM sleep mode when it shares the GPU with a model being trained or measured: sleep after each
+    # generate (weights to host memory, KV cache freed), wake before the next call or weight sync.
+    sleep_mode: bool = False
 
 
 @dataclass(frozen=True)
@@ -246,9 +264,27 @@ class TrackingCfg:
 
 
 @dataclass(frozen=True)
+class HubItemCfg:
+    """One hub download: a model snapshot (a directory) or one split of a dataset (written as jsonl)."""
+    repo: str
+    local: str
+    revision: str = fld("main", fix="pin a commit sha (40 hex digits) from the repository's history on the hub")
+    config: Optional[str] = None  # dataset configuration name, e.g. "main" for openai/gsm8k
+    split: Optional[str] = None   # datasets only: the split written to `local`
+
+
+@dataclass(frozen=True)
+class HubCfg:
+    """What `make download` fetches into `dir` (a DVC-tracked output); every other target runs offline."""
+    dir: str = "hub"
+    model: Optional[HubItemCfg] = None
+    datasets: tuple[HubItemCfg, ...] = ()
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = fld(1234, ge=0)
-    profile: Literal["embedded", "gpu"] = "embedded"
+    profile: Literal["embedded", "gpu", "gpu-smoke"] = "embedded"
     data: DataCfg = fld(factory=DataCfg)
     model: ModelCfg = fld(factory=ModelCfg)
     difficulty: DifficultyCfg = fld(factory=DifficultyCfg)
@@ -258,6 +294,7 @@ class Params:
     eval: EvalCfg = fld(factory=EvalCfg)
     compare: CompareCfg = fld(factory=CompareCfg)
     tracking: TrackingCfg = fld(factory=TrackingCfg)
+    hub: HubCfg = fld(factory=HubCfg)
 
 
 def _bad(source: str, key: str, value, problem: str, fix: str) -> None:
@@ -310,6 +347,7 @@ def validate_params(p: Params, source: str = "params.yaml") -> None:
     names = [b.name for b in p.eval.benchmarks]
     if len(set(names)) != len(names):
         _bad(source, "eval.benchmarks", names, "lists a benchmark twice", "list each benchmark once")
+    _validate_gpu_path(p, source)
 
 
 def optimizer_steps_per_rollout(t: TrainCfg) -> int:
@@ -367,3 +405,45 @@ def arm_params(p: Params, name: str, source: str = "params.yaml") -> Params:
     built = build(Params, raw, arm_source)
     validate_params(built, arm_source)
     return built
+
+
+def _validate_gpu_path(p: Params, source: str) -> None:
+    """DeepSpeed, model-build and download rules (issue 15)."""
+    import json
+    from pathlib import Path, PurePosixPath
+
+    ds = p.train.deepspeed
+    if ds.offload_optimizer and ds.zero_stage == 0:
+        _bad(source, "train.deepspeed.offload_optimizer", True, "needs ZeRO stage 1, 2 or 3",
+             "set train.deepspeed.zero_stage to 1 or more, or offload_optimizer to false")
+    if p.train.prompts_per_step % ds.num_processes:
+        _bad(source, "train.deepspeed.num_processes", ds.num_processes,
+             f"does not divide train.prompts_per_step = {p.train.prompts_per_step}",
+             "each rank generates for an equal share of the step's prompts; pick a divisor")
+    if ds.config_file is not None:
+        path = Path(ds.config_file)
+        try:
+            user = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            _bad(source, "train.deepspeed.config_file", ds.config_file, f"cannot be read as JSON ({exc})",
+                 "point it at a readable DeepSpeed JSON config, or set it to null")
+        if not isinstance(user, dict):
+            _bad(source, "train.deepspeed.config_file", ds.config_file, "does not hold a JSON object",
+                 "a DeepSpeed config is a JSON object of keys to values")
+    if p.model.init_config is not None and not p.model.build_tiny:
+        _bad(source, "model.init_config", p.model.init_config, "needs model.build_tiny: true",
+             "set build_tiny: true (the base_model stage builds the model) or init_config: null")
+    if any(not t for t in p.model.stop_tokens):
+        _bad(source, "model.stop_tokens", list(p.model.stop_tokens), "holds an empty string",
+             "list token strings such as \"<|im_end|>\"")
+    items = ([p.hub.model] if p.hub.model else []) + list(p.hub.datasets)
+    locals_ = [i.local for i in items]
+    if len(set(locals_)) != len(locals_):
+        _bad(source, "hub", locals_, "writes two downloads to the same local path", "give each its own local path")
+    root = PurePosixPath(p.hub.dir)
+    for key, item in [("hub.model", p.hub.model)] + [(f"hub.datasets[{i}]", d) for i, d in enumerate(p.hub.datasets)]:
+        if item is not None and root not in PurePosixPath(item.local).parents:
+            _bad(source, f"{key}.local", item.local, f"is not inside hub.dir '{p.hub.dir}'",
+                 f"put it under {p.hub.dir}/ so that DVC tracks it with the download stage")
+        if item is not None and key != "hub.model" and item.split is None:
+            _bad(source, f"{key}.split", None, "is required for a dataset", "name the split to write, e.g. train")

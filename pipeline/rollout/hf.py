@@ -3,7 +3,8 @@
 A hand-written decode loop instead of `generate` so that each sample draws from its own seeded
 generator (reproducible per request, like vLLM's `SamplingParams(seed=...)`) and so that the raw
 log-prob of each sampled token comes out of the same forward pass.  Prompts are left-padded with
-explicit position ids.  On CPU with tiny models this is as fast as vLLM.
+explicit position ids.  A row stops at EOS or any other stop id (e.g. <|im_end|> of a chat template),
+which stays in its token ids like vLLM's `stop_token_ids`.  On CPU with tiny models this is as fast as vLLM.
 """
 from __future__ import annotations
 
@@ -36,9 +37,10 @@ def _left_pad(prompts: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tens
 
 @torch.no_grad()
 def sample_batch(model, prompts: Sequence[Sequence[int]], seeds: Sequence[int], *, temperature: float,
-                 top_p: float, max_new_tokens: int, eos_id: int, pad_id: int
+                 top_p: float, max_new_tokens: int, stop_ids: Sequence[int], pad_id: int
                  ) -> list[tuple[list[int], list[float], str]]:
-    """prompts: token id lists -> per row (token ids, raw log-probs, finish reason)."""
+    """prompts: token id lists -> per row (token ids, raw log-probs, finish reason); a row ends at any stop id."""
+    stops = set(stop_ids)
     ids, attn = _left_pad(prompts, pad_id)
     dev = next(model.parameters()).device
     ids, attn = ids.to(dev), attn.to(dev)
@@ -60,14 +62,14 @@ def sample_batch(model, prompts: Sequence[Sequence[int]], seeds: Sequence[int], 
             tokens[i].append(tok)
             logps[i].append(float(raw[i, tok]))
             nxt[i] = tok
-            done[i] = tok == eos_id
+            done[i] = tok in stops
         if all(done):
             break
         attn = torch.cat([attn, torch.ones_like(attn[:, :1])], dim=1)
         pos = pos[:, -1:] + 1
         out = model(input_ids=nxt[:, None].to(dev), attention_mask=attn, position_ids=pos,
                     past_key_values=out.past_key_values, use_cache=True)
-    return [(t, lp, "stop" if t and t[-1] == eos_id else "length") for t, lp in zip(tokens, logps)]
+    return [(t, lp, "stop" if t and t[-1] in stops else "length") for t, lp in zip(tokens, logps)]
 
 
 class HFEngine:
@@ -75,8 +77,9 @@ class HFEngine:
 
     backend = "hf"
 
-    def __init__(self, model, tokenizer, *, batch_size: int = 64) -> None:
+    def __init__(self, model, tokenizer, *, batch_size: int = 64, stop_ids: Sequence[int] = ()) -> None:
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.stop_ids = [tokenizer.eos_token_id, *(i for i in stop_ids if i != tokenizer.eos_token_id)]
 
     def generate(self, prompts: Sequence[str], cfg: SamplingConfig) -> list[list[Completion]]:
         enc = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
@@ -88,7 +91,7 @@ class HFEngine:
             chunk = jobs[s:s + self.batch_size]
             rows = sample_batch(self.model, [enc[i] for i, _, _ in chunk], [seed for _, _, seed in chunk],
                                 temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                                eos_id=self.tokenizer.eos_token_id, pad_id=self.tokenizer.pad_token_id)
+                                stop_ids=self.stop_ids, pad_id=self.tokenizer.pad_token_id)
             for (i, j, seed), (toks, lps, finish) in zip(chunk, rows):
                 text = self.tokenizer.decode(toks, skip_special_tokens=True)
                 results[i][j] = Completion(tuple(toks), text, tuple(lps), finish, seed)

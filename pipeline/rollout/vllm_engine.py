@@ -8,11 +8,25 @@ in-process mode (`VLLM_ENABLE_V1_MULTIPROCESSING=0`) with `enforce_eager` and fl
 global RNGs, so they are saved and restored around construction.  Weight sync reloads the full
 state dict in place (the tied `lm_head.weight` included) and resets the prefix cache; skipping either
 silently leaves stale weights.  The LLM object is not thread-safe, so every call holds a lock.
+
+As users run it on a GPU: responses stop at EOS or any `stop_ids` (`SamplingParams.stop_token_ids`, e.g.
+the chat template's <|im_end|>, which base models' generation configs do not list); with `sleep_mode`
+(`LLM(enable_sleep_mode=True)`, CUDA only) the engine sleeps at level 1 after every generate (weights to
+host memory, KV cache freed) so that a model trained or measured on the same GPU gets the memory back,
+and wakes before the next generate or weight sync; the progress bar shows only when stderr is a terminal.
+
+Reproducibility on GPU: a request's sampling stream is fixed by its seed, but its logits are not
+bitwise fixed: kernels chosen by batch size, chunked prefill and prefix caching change the batch a
+token is computed in, so bf16 logits (and, after the first differing token, the text) can change with
+the batch makeup, the GPU model and the vLLM/torch versions.  `VLLM_BATCH_INVARIANT=1` (vLLM's
+batch-invariant kernels, slower) removes the batch dependence on supported GPUs.  Same inputs, same
+batch, same software and GPU reproduce bitwise.  See README "GPU path" for the training side.
 """
 from __future__ import annotations
 
 import os
 import random
+import sys
 import threading
 from typing import Sequence
 
@@ -40,7 +54,7 @@ class VLLMEngine:
 
     def __init__(self, model_path: str, *, dtype: str = "float32", seed: int = 0, kv_cache_gb: float = 1.0,
                  gpu_memory_utilization: float = 0.5, tensor_parallel_size: int = 1, enforce_eager: bool = True,
-                 max_model_len: int | None = None) -> None:
+                 max_model_len: int | None = None, stop_ids: Sequence[int] = (), sleep_mode: bool = False) -> None:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(kv_cache_gb))))
         from vllm import LLM
@@ -49,13 +63,27 @@ class VLLMEngine:
                       tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len)
         if torch.cuda.is_available():
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        if sleep_mode:
+            kwargs["enable_sleep_mode"] = True
+        self.sleep_mode, self.asleep = sleep_mode, False
         state = _rng_state()
         try:
             self.llm = LLM(**kwargs)
         finally:
             _set_rng_state(state)
         self.tokenizer = self.llm.get_tokenizer()
+        self.stop_ids = [i for i in stop_ids if i != self.tokenizer.eos_token_id]
         self.lock = threading.Lock()
+
+    def _wake(self) -> None:
+        if self.asleep:
+            self.llm.wake_up()
+            self.asleep = False
+
+    def _sleep(self) -> None:
+        if self.sleep_mode and not self.asleep:
+            self.llm.sleep(level=1)  # level 1 keeps the weights (host copy), so any next call is valid
+            self.asleep = True
 
     def generate(self, prompts: Sequence[str], cfg: SamplingConfig) -> list[list[Completion]]:
         from vllm import SamplingParams, TokensPrompt
@@ -64,9 +92,12 @@ class VLLMEngine:
         jobs = [(i, j, sample_seed(cfg.seed, i, j)) for i in range(len(prompts)) for j in range(cfg.n)]
         requests = [TokensPrompt(prompt_token_ids=enc[i]) for i, _, _ in jobs]
         params = [SamplingParams(n=1, temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_new_tokens,
-                                 seed=seed, logprobs=0, detokenize=False) for _, _, seed in jobs]
+                                 seed=seed, logprobs=0, detokenize=False, stop_token_ids=list(self.stop_ids))
+                  for _, _, seed in jobs]
         with self.lock:
-            outputs = self.llm.generate(requests, params, use_tqdm=False)
+            self._wake()
+            outputs = self.llm.generate(requests, params, use_tqdm=sys.stderr.isatty())
+            self._sleep()
         results: list[list[Completion | None]] = [[None] * cfg.n for _ in prompts]
         for (i, j, seed), out in zip(jobs, outputs):
             o = out.outputs[0]
@@ -83,7 +114,9 @@ class VLLMEngine:
         requests = [TokensPrompt(prompt_token_ids=list(p) + list(c)) for p, c in zip(prompt_ids, continuations)]
         params = SamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False, temperature=0.0)
         with self.lock:
+            self._wake()
             outputs = self.llm.generate(requests, params, use_tqdm=False)
+            self._sleep()
         scores = []
         for p, c, out in zip(prompt_ids, continuations, outputs):
             full = list(p) + list(c)
@@ -94,6 +127,7 @@ class VLLMEngine:
         """Load the trained weights in place; every tensor, tied ones included, then drop cached prefixes."""
         weights = [(name, t.detach()) for name, t in dict(state_dict).items()]
         with self.lock:
+            self._wake()
             self.llm.collective_rpc("reload_weights", kwargs=dict(weights_iterator=iter(weights),
                                                                   is_checkpoint_format=True))
             self.llm.reset_prefix_cache()

@@ -2,7 +2,10 @@
 
 SFT problems are generated from their own seed stream and exclude every prepared train and eval
 problem, so the base model has not seen the problems its pass rate and evaluation are measured on.
-With `model.build_tiny: false` (GPU profile) the stage only records which hub model is used.
+With `model.init_config` set (gpu-smoke profile) the model is instead a randomly initialised one of that
+named architecture (`pipeline.models.named`, e.g. Qwen2.5-1.5B's), with the same locally trained
+tokenizer and no SFT.  With `model.build_tiny: false` (GPU profile) the stage only records which hub model
+is used.
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from pipeline.config import Params
 from pipeline.data import synthetic
 from pipeline.data.prompts import format_prompt
 from pipeline.data.schema import Problem, normalize_text
+from pipeline.models.loading import DTYPES
+from pipeline.models.named import build_named_model
 from pipeline.models.tiny import build_tiny_model, encode_examples, save_model, sft_train
 from pipeline.models.tokenizer import train_tokenizer
 from pipeline.stages.common import main_guard, record_metrics, stage_run
@@ -47,14 +52,19 @@ def run(params: Params) -> dict:
         completions = [" " + p.solution for p in problems]
         tiny = params.model.tiny
         tokenizer = train_tokenizer(prompts + completions, tiny.vocab_size)
-        model = build_tiny_model(tokenizer, hidden_size=tiny.hidden_size, num_layers=tiny.num_layers,
-                                 num_heads=tiny.num_heads, num_kv_heads=tiny.num_kv_heads,
-                                 intermediate_size=tiny.intermediate_size,
-                                 max_position_embeddings=tiny.max_position_embeddings, seed=params.seed)
-        examples = encode_examples(tokenizer, prompts, completions, tiny.max_position_embeddings)
-        sft = params.model.sft
-        history = sft_train(model, tokenizer, examples, steps=sft.steps, batch_size=sft.batch_size, lr=sft.lr,
-                            warmup_steps=sft.warmup_steps, seed=params.seed)
+        if params.model.init_config:
+            model = build_named_model(params.model.init_config, tokenizer, seed=params.seed,
+                                      dtype=DTYPES[params.model.dtype])
+            examples, history = [], []
+        else:
+            model = build_tiny_model(tokenizer, hidden_size=tiny.hidden_size, num_layers=tiny.num_layers,
+                                     num_heads=tiny.num_heads, num_kv_heads=tiny.num_kv_heads,
+                                     intermediate_size=tiny.intermediate_size,
+                                     max_position_embeddings=tiny.max_position_embeddings, seed=params.seed)
+            examples = encode_examples(tokenizer, prompts, completions, tiny.max_position_embeddings)
+            sft = params.model.sft
+            history = sft_train(model, tokenizer, examples, steps=sft.steps, batch_size=sft.batch_size, lr=sft.lr,
+                                warmup_steps=sft.warmup_steps, seed=params.seed)
         for row in history:
             tracker.log_metrics({"sft_loss": row["loss"], "sft_lr": row["lr"]}, step=row["step"])
         save_model(model, tokenizer, out)

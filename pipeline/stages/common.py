@@ -65,3 +65,24 @@ def main_guard(fn) -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
+
+def measurement_setup(params: Params, model_path: str | None = None, *, need_model: bool):
+    """-> (engine, model or None, tokenizer, backend) for difficulty, entropy and evaluate.
+
+    Device (`model.device`) and backend (`rollout.backend`) are resolved first, so a bad choice fails
+    before anything loads.  The HF model is loaded onto the device when the HF backend samples with it or
+    when the stage needs it itself (`need_model`, the teacher-forced H0 pass); vLLM loads its own copy."""
+    from pipeline.models.loading import load_policy, load_tokenizer, resolve_device
+    from pipeline.rollout import resolve_backend
+
+    path = model_path or params.model.name_or_path
+    device = resolve_device(params.model.device)
+    backend = resolve_backend(params.rollout.backend, device)
+    model = None
+    if backend == "hf" or need_model:
+        model, tokenizer = load_policy(path, params.model.dtype, device=device,
+                                       attn_implementation=params.model.attn_implementation)
+    else:
+        tokenizer = load_tokenizer(path)
+    engine = engine_from_params(params, model, tokenizer, model_path=path, device=device)
+    return engine, model, tokenizer, backend

@@ -8,9 +8,8 @@ import torch
 
 from pipeline.config import Params
 from pipeline.measure.difficulty import estimate
-from pipeline.models.loading import load_policy
 from pipeline.rollout.types import SamplingConfig
-from pipeline.stages.common import engine_from_params, load_problems, main_guard, record_metrics, stage_run
+from pipeline.stages.common import load_problems, main_guard, measurement_setup, record_metrics, stage_run
 from pipeline.utils import plots
 from pipeline.utils.io import write_jsonl
 
@@ -31,8 +30,7 @@ def run(params: Params) -> dict:
     d = params.difficulty
     problems = load_problems(Path(params.data.out_dir) / "train.jsonl")[:d.max_prompts]
     with stage_run("difficulty", params) as tracker:
-        model, tokenizer = load_policy(params.model.name_or_path, params.model.dtype)
-        engine = engine_from_params(params, model, tokenizer)
+        engine, _, tokenizer, _ = measurement_setup(params, need_model=False)
         rows, metrics = estimate(engine, tokenizer, problems, template=params.model.prompt_template,
                                  use_chat_template=params.model.use_chat_template,
                                  sampling=SamplingConfig(d.n_samples, d.temperature, d.top_p, d.max_new_tokens, params.seed),

@@ -9,10 +9,9 @@ import torch
 
 from pipeline.config import Params
 from pipeline.measure.initial_entropy import measure
-from pipeline.models.loading import load_policy
 from pipeline.rl.registry import method_class, method_configs
 from pipeline.rollout.types import SamplingConfig
-from pipeline.stages.common import engine_from_params, load_problems, main_guard, record_metrics, stage_run
+from pipeline.stages.common import load_problems, main_guard, measurement_setup, record_metrics, stage_run
 from pipeline.utils.io import read_jsonl, write_json
 from pipeline.utils.seeding import derive_seed
 
@@ -27,8 +26,7 @@ def run(params: Params) -> dict:
     problems = random.Random(derive_seed(params.seed, "entropy")).sample(problems, min(m.n_prompts, len(problems)))
     anchors = {name: (method_class(name), getattr(params.entropy, name)) for name in method_configs()}
     with stage_run("entropy", params) as tracker:
-        model, tokenizer = load_policy(params.model.name_or_path, params.model.dtype)
-        engine = engine_from_params(params, model, tokenizer)
+        engine, model, tokenizer, _ = measurement_setup(params, need_model=True)
         result = measure(model, tokenizer, engine, problems, {k: r["bucket"] for k, r in rates.items()},
                          template=params.model.prompt_template, use_chat_template=params.model.use_chat_template,
                          sampling=SamplingConfig(m.n_samples, m.temperature, 1.0, m.max_new_tokens,

@@ -21,10 +21,8 @@ from pipeline.data.benchmarks import load_benchmark
 from pipeline.data.prompts import template_hash
 from pipeline.eval import manifest
 from pipeline.eval.evaluate import evaluate
-from pipeline.models.loading import load_policy
-from pipeline.rollout import resolve_backend
 from pipeline.rollout.types import SamplingConfig
-from pipeline.stages.common import engine_from_params, load_problems, main_guard, numeric_metrics, stage_run
+from pipeline.stages.common import load_problems, main_guard, measurement_setup, numeric_metrics, stage_run
 from pipeline.utils.io import write_json, write_jsonl
 
 HEADLINE = ("avg@n", "pass@1", "maj@1")
@@ -51,8 +49,7 @@ def settings(params: Params) -> list[tuple[str, float, float, Optional[int]]]:
 def evaluate_model(params: Params, label: str, model_path: str, tracker) -> dict:
     e = params.eval
     out_dir = Path(e.out_dir) / label
-    model, tokenizer = load_policy(model_path, params.model.dtype)
-    engine = engine_from_params(params, model, tokenizer, model_path=model_path)
+    engine, _, tokenizer, backend = measurement_setup(params, model_path, need_model=False)
     results, files = {}, {}
     for bench in e.benchmarks:
         problems, files[bench.name] = benchmark_problems(params, bench)
@@ -69,12 +66,12 @@ def evaluate_model(params: Params, label: str, model_path: str, tracker) -> dict
             tracker.log_metrics(numeric_metrics({label: {name: metrics}}))
     engine.close()
     write_json(out_dir / "manifest.json", manifest.build(
-        model_path=model_path, backend=resolve_backend(params.rollout.backend),
+        model_path=model_path, backend=backend,
         sampling={"n": e.n_samples, "temperature": e.temperature, "top_p": e.top_p,
                   "max_new_tokens": e.max_new_tokens, "seed": params.seed,
                   "variants": [{"temperature": t, "top_p": p, "n": n} for _, t, p, n in settings(params)[1:]]},
         template_hash=template_hash(params.model.prompt_template, params.model.use_chat_template, tokenizer),
-        benchmarks=files))
+        benchmarks=files, hub=manifest.hub_records(params.hub.dir)))
     return results
 
 

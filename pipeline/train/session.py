@@ -18,13 +18,13 @@ import torch
 from pipeline.config import Params, flatten, to_dict
 from pipeline.config.schema import optimizer_steps_per_rollout
 from pipeline.data.schema import load_problems
-from pipeline.models.loading import load_policy
 from pipeline.rl.registry import build
 from pipeline.rollout import engine_from_params
 from pipeline.train import checkpoint
 from pipeline.train.batch import PromptSampler
 from pipeline.train.distributed import barrier, is_main
-from pipeline.train.engine import deepspeed_config, full_state_dict, initialize, policy
+from pipeline.train.engine import build as build_engine
+from pipeline.train.engine import full_state_dict, policy
 from pipeline.train.loop import TrainContext, truncate_samples
 from pipeline.train.telemetry import StepLog, first_nonzero_step
 from pipeline.train.update import UpdateSettings
@@ -48,11 +48,8 @@ def build_context(params: Params, tracker, rank: int, world: int) -> TrainContex
     t = params.train
     settings = settings_for(params, world)
     torch.manual_seed(params.seed)
-    model, tokenizer = load_policy(params.model.name_or_path, params.model.dtype)
-    ds = t.deepspeed
-    engine = initialize(model, deepspeed_config(micro_batch_size=t.micro_batch_size, world_size=world, lr=t.lr,
-                                                weight_decay=t.weight_decay, zero_stage=ds.zero_stage, bf16=ds.bf16,
-                                                gradient_clipping=ds.gradient_clipping))
+    engine, tokenizer = build_engine(t, params.model.name_or_path, params.model.dtype, world,
+                                     params.model.attn_implementation)
     rows = read_jsonl(params.difficulty.out)
     rates = {r["id"]: (r["pass_rate"], r["bucket"]) for r in rows}
     kept = {r["id"] for r in rows if r["kept"]}

@@ -99,3 +99,103 @@ def test_nucleus_entropy_golden_and_empty_nucleus():
     h = nucleus_entropy(peaked, top_p=0.8, top_k=10)
     h.sum().backward()
     assert float(h.detach()) == 0.0 and torch.isfinite(peaked.grad).all()
+
+
+# ---- memory-bounded AEnt / SIREN entropies from hidden states (issue 15) ----
+from pipeline.rl import peak_entropy_mask  # noqa: E402
+from pipeline.rl.entropy import fused_clamped_entropy, fused_nucleus_entropy  # noqa: E402
+
+
+def _inputs(seed, n=(3, 7), d=12, v=40, scale=1.0, dtype=D64):
+    g = torch.Generator().manual_seed(seed)
+    hidden = (torch.randn(*n, d, dtype=D64, generator=g) * scale).to(dtype).requires_grad_()
+    weight = torch.randn(v, d, dtype=D64, generator=g).to(dtype).requires_grad_()
+    upstream = torch.randn(*n, dtype=D64, generator=g)
+    return hidden, weight, upstream
+
+
+def _compare(fused_fn, naive_fn, hidden, weight, upstream, atol):
+    h_f = fused_fn(hidden, weight)
+    grads_f = torch.autograd.grad((h_f * upstream.to(h_f.dtype)).sum(), (hidden, weight))
+    h_n = naive_fn(hidden, weight)
+    grads_n = torch.autograd.grad((h_n * upstream.to(h_n.dtype)).sum(), (hidden, weight))
+    assert h_f.shape == h_n.shape
+    assert torch.allclose(h_f, h_n.to(h_f.dtype), atol=atol), (h_f - h_n).abs().max()
+    for a, b in zip(grads_f, grads_n):
+        assert torch.allclose(a, b, atol=atol), (a - b).abs().max()
+    return h_f
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64])
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+@pytest.mark.parametrize("clamp_p", [0.0, 0.33, 0.5])
+def test_fused_clamped_matches_naive_values_and_gradients(chunk, temperature, clamp_p):
+    hidden, weight, up = _inputs(3)
+    h = _compare(lambda h, w: fused_clamped_entropy(h, w, clamp_p=clamp_p, temperature=temperature, chunk_size=chunk),
+                 lambda h, w: clamped_entropy((h @ w.t()) / temperature, clamp_p=clamp_p), hidden, weight, up, 1e-12)
+    assert (h > 0).all()
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64])
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+@pytest.mark.parametrize("top_p,top_k", [(0.8, 10), (0.95, 40), (0.9, 3), (1.0, 100)])
+def test_fused_nucleus_matches_naive_values_and_gradients(chunk, temperature, top_p, top_k):
+    # logits of std ~3: peaked rows too, so most cases also have empty nuclei (entropy 0, gradient 0)
+    hidden, weight, up = _inputs(4)
+    h = _compare(lambda h, w: fused_nucleus_entropy(h, w, top_p=top_p, top_k=top_k, temperature=temperature,
+                                                    chunk_size=chunk),
+                 lambda h, w: nucleus_entropy((h @ w.t()) / temperature, top_p=top_p, top_k=top_k),
+                 hidden, weight, up, 1e-12)
+    assert (h > 0).any()
+
+
+def test_fused_nucleus_covers_empty_and_nonempty_nuclei():
+    """The comparison above is only meaningful if both kinds of row occur; check that they do here."""
+    hidden, weight, _ = _inputs(4)
+    h = fused_nucleus_entropy(hidden, weight, top_p=0.8, top_k=10, chunk_size=4)
+    assert (h == 0).any() and (h > 0).any()
+
+
+def test_fused_masked_entropies_gradcheck():
+    hidden, weight, _ = _inputs(5, n=(4,), d=3, v=9)
+    assert torch.autograd.gradcheck(lambda h, w: fused_clamped_entropy(h, w, clamp_p=0.34, chunk_size=3),
+                                    (hidden, weight))
+    assert torch.autograd.gradcheck(lambda h, w: fused_nucleus_entropy(h, w, top_p=0.9, top_k=5, chunk_size=3),
+                                    (hidden, weight))
+
+
+def test_fused_masked_entropies_float32_and_bfloat16_close_to_naive():
+    hidden, weight, up = _inputs(6, n=(64,), d=32, v=500, scale=0.3, dtype=torch.float32)
+    _compare(lambda h, w: fused_clamped_entropy(h, w, clamp_p=0.33, chunk_size=16),
+             lambda h, w: clamped_entropy(h @ w.t(), clamp_p=0.33), hidden, weight, up, 1e-4)
+    _compare(lambda h, w: fused_nucleus_entropy(h, w, top_p=0.8, top_k=100, chunk_size=16),
+             lambda h, w: nucleus_entropy(h @ w.t(), top_p=0.8, top_k=100), hidden, weight, up, 1e-4)
+    hb, wb = hidden.detach().bfloat16().requires_grad_(), weight.detach().bfloat16().requires_grad_()
+    out = fused_clamped_entropy(hb, wb, clamp_p=0.33, chunk_size=16)
+    assert out.dtype == torch.float32  # accumulated in float32 like the fused log-prob path
+    assert torch.allclose(out, clamped_entropy((hb @ wb.t()).float(), clamp_p=0.33), atol=1e-4)
+    out.sum().backward()
+    assert hb.grad.dtype == torch.bfloat16 and wb.grad.dtype == torch.bfloat16 and torch.isfinite(wb.grad.float()).all()
+
+
+def test_fused_nucleus_gives_sirens_selected_entropy_with_the_peak_mask():
+    """SIREN's pipeline on [B,T]: nucleus entropy -> peak mask -> selected entropy, fused as on logits."""
+    hidden, weight, _ = _inputs(7, n=(3, 9), d=12, v=60, scale=0.5)
+    mask = torch.ones(3, 9, dtype=torch.bool)
+    mask[1, 6:] = False
+
+    def selected(h):
+        sel = peak_entropy_mask(h, mask, 0.5)
+        return (h * sel).sum(1) / sel.sum(1).clamp(min=1), sel
+
+    want, sel_n = selected(nucleus_entropy((hidden @ weight.t()).detach(), top_p=0.8, top_k=20))
+    got, sel_f = selected(fused_nucleus_entropy(hidden.detach(), weight.detach(), top_p=0.8, top_k=20, chunk_size=4))
+    assert torch.equal(sel_f, sel_n) and sel_n.sum(1).min() > 0 and torch.allclose(got, want, atol=1e-12)
+
+
+def test_fused_masked_entropies_reject_bad_arguments():
+    hidden, weight, _ = _inputs(8)
+    with pytest.raises(ValueError, match="clamp_p"):
+        fused_clamped_entropy(hidden, weight, clamp_p=1.0)
+    with pytest.raises(ValueError, match="top_k"):
+        fused_nucleus_entropy(hidden, weight, top_p=0.8, top_k=0)

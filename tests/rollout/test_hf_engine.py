@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pipeline.models.forward import pack, response_logprobs_entropy
-from pipeline.rollout import SamplingConfig, make_engine, resolve_backend
+from pipeline.rollout import SamplingConfig, make_engine, resolve_backend, vllm_installed
 from pipeline.rollout.hf import _filter_top_p
 
 PROMPTS = ["Q: Start with 3. Add 4. What is the result?\nA:", "Q: Start with 12. Subtract 5. What is the result?\nA:"]
@@ -63,6 +63,6 @@ def test_top_p_filter_golden():
 
 
 def test_backend_resolution():
-    assert resolve_backend("auto") == ("vllm" if torch.cuda.is_available() else "hf")
+    assert resolve_backend("auto") == ("vllm" if torch.cuda.is_available() and vllm_installed() else "hf")
     with pytest.raises(ValueError, match="unknown rollout backend 'tgi'"):
         resolve_backend("tgi")
