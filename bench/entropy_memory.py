@@ -43,7 +43,7 @@ def _reset_cpu_peak() -> int:
 
 
 def _naive_logits(hidden, weight):
-    return (hidden @ weight.t()).float()  # what `PolicyScorer(with_logits=True)` builds
+    return (hidden @ weight.t()).float()  # what materialising the logits builds (the naive path)
 
 
 def _naive_logprob(hidden, weight, targets, args):

@@ -68,14 +68,15 @@ def main() -> None:
                         gradient_checkpointing=args.checkpointing)
     batch = synthetic_batch(args.batch, args.prompt_len, args.response_len, 8, QWEN25_15B["vocab_size"])
     reg = build_regularizer("aer", h0=1.0, tau=0.4, lr=0.02, alpha_max=0.05)
-    settings = UpdateSettings(args.micro, 1, 0.2, 0.28, "token-mean", args.response_len, 1.0, args.chunk, 1, args.zero)
-    update(engine, batch, reg, settings, pad_id=0)  # warm-up (allocator, kernels)
+    # one optimizer step per call: the whole batch is one mini-batch, one pass
+    settings = UpdateSettings(args.micro, args.batch, 1, 0.2, 0.28, "token-mean", args.response_len, 1.0, args.chunk, 1,
+                              args.zero)
+    update(engine, batch, reg, settings, pad_id=0, step=0)  # warm-up (allocator, kernels)
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    for step in range(args.steps):
-        res = update(engine, batch, reg, settings, pad_id=0)
-        reg.update(res.stat, step)
+    for step in range(1, args.steps + 1):
+        res = update(engine, batch, reg, settings, pad_id=0, step=step)  # the controller updates inside
     torch.cuda.synchronize()
     per_step = (time.perf_counter() - start) / args.steps
     tokens = args.batch * (args.prompt_len + args.response_len)

@@ -28,16 +28,16 @@ def response_entropies(model, prompt_ids: list[list[int]], responses: list[list[
     """Per response: entropy sum and token count; plus, for each anchor name a method measures
     (`anchors`: name -> (method class, its config), see `Regularizer.anchor_stats`), its summed (sum, count)."""
     anchors = anchors or {}
-    need_logits = any(cls.needs_logits for cls, _ in anchors.values())
+    heads = {name: fn for cls, cfg in anchors.values() for name, fn in cls.anchor_heads(cfg).items()}
     out: dict = {"sum": [], "count": [], "anchors": {}}
     for s in range(0, len(responses), micro_batch):
         batch = pack(prompt_ids[s:s + micro_batch], responses[s:s + micro_batch], pad_id)
-        _, ent, logits = response_logprobs_entropy(model, batch, temperature=temperature, chunk_size=chunk_size,
-                                                   with_logits=need_logits)
+        _, ent, extra = response_logprobs_entropy(model, batch, temperature=temperature, chunk_size=chunk_size,
+                                                  heads=heads)
         m = batch.response_mask
         out["sum"] += (ent * m).sum(1).tolist()
         out["count"] += m.sum(1).tolist()
-        inp = RegInputs(entropy=ent, mask=m, denoms=Denoms(1.0, 1.0, 1.0, m.shape[1]), logits=logits)
+        inp = RegInputs(entropy=ent, mask=m, denoms=Denoms(1.0, 1.0, 1.0, m.shape[1]), extra=extra)
         for cls, cfg in anchors.values():
             for key, (total, count) in cls.anchor_stats(cfg, inp).items():
                 prev = out["anchors"].get(key, (0.0, 0.0))

@@ -72,18 +72,18 @@ def _scatter(values: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
     return torch.zeros(mask.shape, dtype=flat.dtype, device=mask.device).masked_scatter(mask.bool(), flat)
 
 
-def _inputs(b: RolloutBatch, pb, s: UpdateSettings, denoms: Denoms, lp=None, ent=None, logits=None,
+def _inputs(b: RolloutBatch, pb, s: UpdateSettings, denoms: Denoms, lp=None, ent=None, extra=None,
             old: Optional[list[torch.Tensor]] = None) -> RegInputs:
     m = pb.response_mask.to(lp.device if lp is not None else "cpu")
     return RegInputs(entropy=ent, mask=m, denoms=denoms, agg_mode=s.agg_mode, logprobs=lp,
                      old_logprobs=_scatter(old, m) if old is not None else None,
-                     advantages=b.advantages.to(m.device), pass_rates=b.pass_rates.to(m.device), logits=logits,
+                     advantages=b.advantages.to(m.device), pass_rates=b.pass_rates.to(m.device), extra=extra or {},
                      clip_low=s.clip_low, clip_high=s.clip_high)
 
 
 def _forward(model, pb, s: UpdateSettings, reg: Regularizer):
     return response_logprobs_entropy(model, pb, temperature=s.temperature, chunk_size=s.chunk_size,
-                                     with_logits=reg.needs_logits)
+                                     heads=reg.heads())
 
 
 def local_denoms(packed: list, max_len: int) -> list[float]:
@@ -101,11 +101,11 @@ def rollout_pass(model, batch: RolloutBatch, reg: Regularizer, s: UpdateSettings
     for idx in _micro(len(batch), s.micro_batch_size):
         b = batch.select(idx)
         pb = pack(b.prompt_ids, b.response_ids, pad_id)
-        lp, ent, logits = _forward(model, pb, s, reg)
+        lp, ent, extra = _forward(model, pb, s, reg)
         m = pb.response_mask.to(lp.device)
         olds += [lp[r][m[r]].detach() for r in range(len(b))]
         ents += [ent[r][m[r]].detach() for r in range(len(b))]
-        t = reg.tracked(_inputs(b, pb, s, dummy, lp, ent, logits))
+        t = reg.tracked(_inputs(b, pb, s, dummy, lp, ent, extra))
         tracked = [tracked[0] + t[0], tracked[1] + t[1]]
     return olds, ents, tracked
 
@@ -132,8 +132,8 @@ def accumulate(model, backward: Callable[[torch.Tensor], None], mb: RolloutBatch
                               for b, pb, o in zip(parts, packed, old_parts)], c)
     loss_sum, bad, tracked, sums, values = 0.0, False, [0.0, 0.0], {}, {}
     for b, pb, old, ctx in zip(parts, packed, old_parts, ctxs):
-        lp, ent, logits = _forward(model, pb, s, reg)
-        inp = _inputs(b, pb, s, denoms, lp, ent, logits, old)
+        lp, ent, extra = _forward(model, pb, s, reg)
+        inp = _inputs(b, pb, s, denoms, lp, ent, extra, old)
         per_tok, diag = reg.policy_loss(inp, ctx)
         out = reg.term(inp, ctx)
         loss = global_aggregate(per_tok, inp.mask, s.agg_mode, denoms) + out.term
@@ -156,8 +156,8 @@ def _stats_inputs(model, b, pb, old, s, reg, denoms) -> RegInputs:
     if not reg.needs_policy_pass:
         return _inputs(b, pb, s, denoms, old=old)
     with torch.no_grad():
-        lp, ent, logits = _forward(model, pb, s, reg)
-    return _inputs(b, pb, s, denoms, lp, ent, logits, old)
+        lp, ent, extra = _forward(model, pb, s, reg)
+    return _inputs(b, pb, s, denoms, lp, ent, extra, old)
 
 
 def _local_grad_norm(engine) -> float | None:

@@ -199,3 +199,27 @@ def test_fused_masked_entropies_reject_bad_arguments():
         fused_clamped_entropy(hidden, weight, clamp_p=1.0)
     with pytest.raises(ValueError, match="top_k"):
         fused_nucleus_entropy(hidden, weight, top_p=0.8, top_k=0)
+
+
+def test_policy_forward_heads_match_the_materialised_reference(tiny_model_dir):
+    """SIREN's and AEnt's statistics come from heads inside the policy's forward (no [B,T,V] logits):
+    they equal the reference functions on materialised logits, values and gradients."""
+    from functools import partial
+
+    from transformers import AutoModelForCausalLM
+
+    from pipeline.models.forward import pack, response_logprobs_entropy
+    from pipeline.rl.entropy import fused_clamped_entropy, fused_nucleus_entropy
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float64)
+    batch = pack([[5, 6, 7], [8, 9]], [[10, 11, 12, 13], [14, 15]], pad_id=0)
+    heads = {"c": partial(fused_clamped_entropy, clamp_p=0.33), "n": partial(fused_nucleus_entropy, top_p=0.8, top_k=50)}
+    _, _, extra = response_logprobs_entropy(model, batch, temperature=0.7, chunk_size=3, heads=heads)
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1] / 0.7
+    m = batch.response_mask
+    torch.testing.assert_close(extra["c"][m], clamped_entropy(logits, clamp_p=0.33)[m])
+    torch.testing.assert_close(extra["n"][m], nucleus_entropy(logits, top_p=0.8, top_k=50)[m])
+    (g_fused,) = torch.autograd.grad(extra["n"][m].sum() + extra["c"][m].sum(), model.lm_head.weight)
+    (g_ref,) = torch.autograd.grad((nucleus_entropy(logits, top_p=0.8, top_k=50)[m].sum()
+                                    + clamped_entropy(logits, clamp_p=0.33)[m].sum()), model.lm_head.weight)
+    torch.testing.assert_close(g_fused, g_ref)

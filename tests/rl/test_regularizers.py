@@ -8,8 +8,9 @@ import threading
 import pytest
 import torch
 
-from pipeline.rl import (AER, REGISTRY, Comm, Denoms, RegInputs, Siren, aggregate, build_regularizer, local_comm,
-                         method_class, peak_entropy_mask, token_covariance, token_entropy)
+from pipeline.rl import (AER, REGISTRY, Comm, Denoms, RegInputs, Siren, aggregate, build_regularizer, clamped_entropy,
+                         local_comm, method_class, nucleus_entropy, peak_entropy_mask, token_covariance,
+                         token_entropy)
 from pipeline.rl.methods.base import global_aggregate
 from tests.train.split_case import make_method
 
@@ -35,13 +36,30 @@ def _batch(seed=0, b=4, t=6, v=12):
     lp = torch.log_softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
     return dict(logits=logits, mask=mask, logprobs=lp, old_logprobs=lp.detach() + 0.3 * torch.randn(b, t, generator=g),
                 advantages=torch.randn(b, generator=g), entropy=token_entropy(logits),
-                pass_rates=torch.tensor([0.0, 0.25, 0.5, 1.0])[:b].repeat(b // 4 + 1)[:b])
+                pass_rates=torch.tensor([0.0, 0.25, 0.5, 1.0])[:b].repeat(b // 4 + 1)[:b], extra=_heads(logits))
+
+
+def _heads(logits):
+    """The per-token statistics the methods read, from reference (materialised-logits) functions, so the
+    gradient flows back to `logits` (the fused versions are tested against these in test_entropy.py)."""
+    return {"clamped_entropy": clamped_entropy(logits, clamp_p=0.33),
+            "nucleus_entropy": nucleus_entropy(logits, top_p=0.8, top_k=50)}
+
+
+def _fields(d):
+    return {k: v for k, v in d.items() if k != "logits"}
+
+
+def _rows(d, rows):
+    """The samples `rows` of a batch dict (tensors and the extra heads sliced along the batch)."""
+    return {k: ({n: t[rows] for n, t in v.items()} if k == "extra" else v[rows] if torch.is_tensor(v) else v)
+            for k, v in d.items()}
 
 
 def _inputs(d, agg="token-mean", max_len=None) -> RegInputs:
     m = d["mask"]
     denoms = Denoms(float(m.sum()), float((m.sum(1) > 0).sum()), float(m.shape[0]), max_len or m.shape[1])
-    return RegInputs(agg_mode=agg, denoms=denoms, clip_low=0.2, clip_high=0.28, **d)
+    return RegInputs(agg_mode=agg, denoms=denoms, clip_low=0.2, clip_high=0.28, **_fields(d))
 
 
 def _loss(reg, d, agg="token-mean"):
@@ -108,11 +126,11 @@ def test_bonus_scaled_by_loss_type_regression():
     """Pitfall: a token-mean bonus added to a Dr.GRPO (sum / (B * max_len)) loss is mis-scaled."""
     d = _batch(2)
     reg = build_regularizer("fixed", beta=0.1)
-    inp = RegInputs(agg_mode="seq-mean-token-sum-norm", denoms=Denoms(1.0, 1.0, 4.0, 10), **d)
+    inp = RegInputs(agg_mode="seq-mean-token-sum-norm", denoms=Denoms(1.0, 1.0, 4.0, 10), **_fields(d))
     want = -0.1 * d["entropy"][d["mask"]].sum() / (4 * 10)
     assert float(reg.term(inp, {}).term.detach()) == pytest.approx(float(want.detach()))
     n = float(d["mask"].sum())
-    tm = reg.term(RegInputs(agg_mode="token-mean", denoms=Denoms(n, 4.0, 4.0, 6), **d), {}).term
+    tm = reg.term(RegInputs(agg_mode="token-mean", denoms=Denoms(n, 4.0, 4.0, 6), **_fields(d)), {}).term
     assert float(tm.detach()) == pytest.approx(float(-0.1 * d["entropy"][d["mask"]].mean().detach()))
 
 
@@ -132,7 +150,7 @@ def test_aer_weights_are_normalised_over_the_global_batch_regression():
     d = _batch(4, b=8)
     d["pass_rates"] = torch.tensor([0.0, 0.0, 0.5, 0.5, 0.75, 0.75, 1.0, 1.0])
     whole = aer.batch_context([aer.micro_stats(_inputs(d))], local_comm())[0]["scale"]
-    parts = [{k: (v[i:i + 2] if torch.is_tensor(v) else v) for k, v in d.items()} for i in range(0, 8, 2)]
+    parts = [_rows(d, slice(i, i + 2)) for i in range(0, 8, 2)]
     scales = [c["scale"] for c in aer.batch_context([aer.micro_stats(_inputs(p)) for p in parts], local_comm())]
     assert scales == [whole] * 4 and whole == pytest.approx(8 / 3.5)
     out = aer.term(_inputs(parts[0]), {"scale": whole})
@@ -182,7 +200,8 @@ def test_siren_self_anchors_once_then_penalises_drift():
     siren = Siren(beta=1.0, top_p=0.95, top_k=50, rho=0.5)
     first, out = _loss(siren, {**d, "advantages": torch.zeros(4)})
     assert float(out.term.detach()) == pytest.approx(0.0) and siren.anchor == pytest.approx(out.metrics["reg/selected_entropy"])
-    sharper = {**d, "logits": (d["logits"].detach() * 3).requires_grad_()}
+    sharp = (d["logits"].detach() * 3).requires_grad_()
+    sharper = {**d, "logits": sharp, "extra": _heads(sharp)}
     _, second = _loss(siren, sharper)
     assert float(second.term.detach()) == pytest.approx((second.metrics["reg/selected_entropy"] - siren.anchor) ** 2)
     assert float(second.term.detach()) > 0
@@ -192,8 +211,7 @@ def _split_term(reg, d, rows):
     """The method's term over micro-batches `rows` of `d`, with global denominators and one context."""
     m = d["mask"]
     denoms = Denoms(float(m.sum()), float((m.sum(1) > 0).sum()), float(m.shape[0]), m.shape[1])
-    inps = [RegInputs(agg_mode="token-mean", denoms=denoms, **{k: (v[r] if torch.is_tensor(v) else v)
-                                                                for k, v in d.items()}) for r in rows]
+    inps = [RegInputs(agg_mode="token-mean", denoms=denoms, **_fields(_rows(d, r))) for r in rows]
     ctxs = reg.batch_context([reg.micro_stats(i) for i in inps], local_comm())
     return sum(reg.term(i, c).term for i, c in zip(inps, ctxs)), inps
 
@@ -205,7 +223,7 @@ def test_siren_squares_the_global_selected_entropy_regression():
     d = _batch(7, b=8, t=6)
     siren = Siren(beta=1.0, top_p=0.9, top_k=50, rho=0.5, anchor=0.05)
     whole, _ = _split_term(siren, d, [slice(0, 8)])
-    (g_whole,) = torch.autograd.grad(whole, d["logits"])
+    (g_whole,) = torch.autograd.grad(whole, d["logits"], retain_graph=True)
     split, inps = _split_term(siren, d, [slice(i, i + 2) for i in range(0, 8, 2)])
     (g_split,) = torch.autograd.grad(split, d["logits"])
     assert float(split) == pytest.approx(float(whole)) and float(whole) > 0
@@ -290,8 +308,7 @@ def test_cov_selection_split_over_ranks_equals_one_rank(name):
     make = lambda: build_regularizer(name, **KWARGS[name])  # noqa: E731
     (whole,) = make().batch_context([make().micro_stats(whole_inp)], local_comm())
     parts = [RegInputs(agg_mode="token-mean", denoms=whole_inp.denoms, clip_low=0.2, clip_high=0.28,
-                       **{k: (v[s] if torch.is_tensor(v) else v) for k, v in d.items()})
-             for s in (slice(0, 3), slice(3, 8))]
+                       **_fields(_rows(d, s))) for s in (slice(0, 3), slice(3, 8))]
     got = _two_simulated_ranks(make, parts)
     assert torch.equal(torch.cat([g["select"] for g in got]), whole["select"])
     assert int(whole["select"].sum()) >= 1 and not whole["select"][~d["mask"]].any()
@@ -302,7 +319,8 @@ def test_methods_declare_what_generic_code_needs():
 
     assert METHODS["kl_cov"].off_policy_only and not METHODS["kl_cov"].uses_ppo_clip
     assert not METHODS["clip_cov"].off_policy_only  # zeroing selected tokens acts at ratio 1
-    assert method_class("siren").needs_policy_pass and method_class("siren").needs_logits
+    assert method_class("siren").needs_policy_pass and set(method_class("siren")(beta=0.1, top_p=0.8, top_k=5,
+                                                                                rho=0.8).heads()) == {"nucleus_entropy"}
     assert method_class("skywork").cadence == "optimizer" and method_class("aer").cadence == "rollout"
     assert method_class("grpo") is method_class("none")
 

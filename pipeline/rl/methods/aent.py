@@ -10,10 +10,12 @@ how the embedded model, whose entropies live on another scale, gets a band that 
 """
 from __future__ import annotations
 
+from functools import partial
+
 
 from pipeline.config.methods import AentCfg
 from pipeline.rl.controllers import AEntController
-from pipeline.rl.entropy import clamped_entropy
+from pipeline.rl.entropy import fused_clamped_entropy
 from pipeline.rl.methods.base import Controlled, RegInputs, RegOutput, entropy_sum, register
 from pipeline.rl.losses import masked
 
@@ -22,7 +24,6 @@ from pipeline.rl.losses import masked
 class AEnt(Controlled):
     name = "aent"
     Config = AentCfg
-    needs_logits = True
 
     def __init__(self, *, clamp_p: float, **controller_kwargs) -> None:
         super().__init__()
@@ -41,13 +42,20 @@ class AEnt(Controlled):
                    lambda_low=cfg.lambda_low, lambda_high=cfg.lambda_high)
 
     @classmethod
+    def anchor_heads(cls, cfg: AentCfg) -> dict:
+        return {"clamped_entropy": partial(fused_clamped_entropy, clamp_p=cfg.clamp_p)}
+
+    @classmethod
     def anchor_stats(cls, cfg: AentCfg, inp: RegInputs) -> dict[str, tuple[float, float]]:
-        return {"aent_clamped_entropy": entropy_sum(clamped_entropy(inp.logits, clamp_p=cfg.clamp_p), inp.mask)}
+        return {"aent_clamped_entropy": entropy_sum(inp.extra["clamped_entropy"], inp.mask)}
+
+    def heads(self) -> dict:
+        return {"clamped_entropy": partial(fused_clamped_entropy, clamp_p=self.clamp_p)}
 
     def _clamped(self, inp: RegInputs):
-        if inp.logits is None:
-            raise ValueError("AEnt needs logits [B,T,V] for the clamped entropy")
-        return clamped_entropy(inp.logits, clamp_p=self.clamp_p)
+        if "clamped_entropy" not in inp.extra:
+            raise ValueError("AEnt needs the clamped entropy head (RegInputs.extra['clamped_entropy'])")
+        return inp.extra["clamped_entropy"]
 
     def tracked(self, inp: RegInputs) -> tuple[float, float]:
         return entropy_sum(self._clamped(inp), inp.mask)

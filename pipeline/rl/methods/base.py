@@ -4,7 +4,9 @@ A method is one `Regularizer` subclass with one config dataclass (`Config`, the 
 of params.yaml, declared with the method's entry in `pipeline/config/methods.py`), registered with
 `@register`.  Generic code never names a method; it asks through hooks:
 
-* `needs_logits` / `needs_policy_pass` / `cadence`: what the update must provide, and when the controller
+* `heads()` / `needs_policy_pass` / `cadence`: what the update must provide (per-token statistics of the
+  distribution beyond the entropy, computed chunk-wise from hidden states without [B,T,V] logits; a
+  no-grad pass of the current policy before the backward passes), and when the controller
   updates ("rollout": once per rollout step, from the rollout policy's statistic; "optimizer": once per
   optimizer step, from the current policy's).  What validation must know (whether the mechanism acts at
   importance ratio 1, whether `train.clip_*` apply) is in the method's entry in pipeline/config/methods.py.
@@ -45,7 +47,7 @@ class Denoms:
 @dataclass
 class RegInputs:
     """One micro-batch.  entropy, mask, logprobs, old_logprobs: [B,T]; advantages, pass_rates [B];
-    logits [B,T,V] only for methods with `needs_logits`.  For `micro_stats` of a method without
+    extra: {name: [B,T]} for each of the method's `heads()`.  For `micro_stats` of a method without
     `needs_policy_pass` only the data fields (mask, advantages, pass_rates, old_logprobs) are set."""
     entropy: Optional[torch.Tensor]
     mask: torch.Tensor
@@ -55,7 +57,7 @@ class RegInputs:
     old_logprobs: Optional[torch.Tensor] = None
     advantages: Optional[torch.Tensor] = None
     pass_rates: Optional[torch.Tensor] = None
-    logits: Optional[torch.Tensor] = None
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
     clip_low: float = 0.2
     clip_high: float = 0.2
 
@@ -118,7 +120,6 @@ class Regularizer:
     name: ClassVar[str] = "none"
     aliases: ClassVar[tuple[str, ...]] = ()
     Config: ClassVar[Optional[type]] = None
-    needs_logits: ClassVar[bool] = False
     needs_policy_pass: ClassVar[bool] = False
     cadence: ClassVar[str] = "rollout"
 
@@ -133,8 +134,18 @@ class Regularizer:
         return cls(**asdict(cfg)) if cfg is not None else cls()
 
     @classmethod
+    def anchor_heads(cls, cfg: Any) -> dict[str, Callable]:
+        """The heads `anchor_stats` needs (the entropy stage computes them on the base policy)."""
+        return {}
+
+    @classmethod
     def anchor_stats(cls, cfg: Any, inp: RegInputs) -> dict[str, tuple[float, float]]:
         """Named (sum, count) statistics of the base policy that the entropy stage records in h0.json."""
+        return {}
+
+    def heads(self) -> dict[str, Callable]:
+        """Per-token statistics the method reads from `RegInputs.extra`: name -> fn(hidden [N,D], weight
+        [V,D], *, temperature, chunk_size) -> [N], computed inside the policy's forward without logits."""
         return {}
 
     # ---- per-sample inputs ---------------------------------------------------------------------------

@@ -18,12 +18,13 @@ seq-mean-token-sum-norm`, `scale_by_std: false`); the comparison's SIREN arm set
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Optional
 
 import torch
 
 from pipeline.config.methods import SirenCfg
-from pipeline.rl.entropy import nucleus_entropy
+from pipeline.rl.entropy import fused_nucleus_entropy
 from pipeline.rl.losses import masked
 from pipeline.rl.methods.base import Comm, RegInputs, RegOutput, Regularizer, register
 
@@ -37,9 +38,8 @@ def peak_entropy_mask(entropy: torch.Tensor, mask: torch.Tensor, rho: float) -> 
     return (h > q) & m
 
 
-def selected_entropy(logits: torch.Tensor, mask: torch.Tensor, *, top_p: float, top_k: int, rho: float) -> torch.Tensor:
-    """logits [B,T,V], mask [B,T] -> [B]: each response's mean nucleus entropy over its peak tokens (0 if none)."""
-    h = nucleus_entropy(logits, top_p=top_p, top_k=top_k)
+def selected_entropy(h: torch.Tensor, mask: torch.Tensor, rho: float) -> torch.Tensor:
+    """nucleus entropy h [B,T], mask [B,T] -> [B]: each response's mean over its peak tokens (0 if none)."""
     sel = peak_entropy_mask(h, mask, rho)
     return masked(h, sel).sum(dim=1) / sel.sum(dim=1).clamp(min=1)
 
@@ -48,7 +48,6 @@ def selected_entropy(logits: torch.Tensor, mask: torch.Tensor, *, top_p: float, 
 class Siren(Regularizer):
     name = "siren"
     Config = SirenCfg
-    needs_logits = True
     needs_policy_pass = True
 
     def __init__(self, *, beta: float, top_p: float, top_k: int, rho: float, anchor: Optional[float] = None) -> None:
@@ -61,14 +60,21 @@ class Siren(Regularizer):
         return cls(beta=cfg.beta, top_p=cfg.top_p, top_k=cfg.top_k, rho=cfg.rho, anchor=anchors.get("siren_anchor"))
 
     @classmethod
+    def anchor_heads(cls, cfg: SirenCfg) -> dict:
+        return {"nucleus_entropy": partial(fused_nucleus_entropy, top_p=cfg.top_p, top_k=cfg.top_k)}
+
+    @classmethod
     def anchor_stats(cls, cfg: SirenCfg, inp: RegInputs) -> dict[str, tuple[float, float]]:
-        per_seq = selected_entropy(inp.logits, inp.mask, top_p=cfg.top_p, top_k=cfg.top_k, rho=cfg.rho).detach()
+        per_seq = selected_entropy(inp.extra["nucleus_entropy"], inp.mask, cfg.rho).detach()
         return {"siren_anchor": (float(per_seq.sum()), float(per_seq.numel()))}
 
+    def heads(self) -> dict:
+        return {"nucleus_entropy": partial(fused_nucleus_entropy, top_p=self.top_p, top_k=self.top_k)}
+
     def _per_seq(self, inp: RegInputs) -> torch.Tensor:
-        if inp.logits is None:
-            raise ValueError("SIREN needs logits [B,T,V] for the nucleus entropy")
-        return selected_entropy(inp.logits, inp.mask, top_p=self.top_p, top_k=self.top_k, rho=self.rho)
+        if "nucleus_entropy" not in inp.extra:
+            raise ValueError("SIREN needs the nucleus entropy head (RegInputs.extra['nucleus_entropy'])")
+        return selected_entropy(inp.extra["nucleus_entropy"], inp.mask, self.rho)
 
     def micro_stats(self, inp: RegInputs) -> tuple[float, float]:
         per_seq = self._per_seq(inp).detach()
