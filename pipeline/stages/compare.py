@@ -45,6 +45,18 @@ def plots(out: Path, runs: dict, target) -> list[Path]:
             _plot(out / "passk_vs_k.png", k_series, "k", "held-out pass@k")]
 
 
+def arm_params(params: Params, name: str) -> dict:
+    """What distinguishes arm `name` of the comparison (the overrides `sweep_run.cell_overrides` applies,
+    without the per-cell seed and output paths): its method, optional Clip-Higher bound and step count."""
+    entry = next(m for m in params.compare.methods if m.name == name)
+    out = {"arm": name, "train.method": entry.method, "seeds": list(params.compare.seeds)}
+    if entry.clip_high is not None:
+        out["train.clip_high"] = entry.clip_high
+    if params.compare.steps is not None:
+        out["train.steps"] = params.compare.steps
+    return out
+
+
 def run(params: Params) -> dict:
     c = params.compare
     benchmark = params.eval.benchmarks[0].name
@@ -63,12 +75,16 @@ def run(params: Params) -> dict:
     with atomic_open(out / "comparison.md") as fh:
         fh.write(render_markdown(table, verdicts, h0, benchmark))
     pngs = plots(out, runs, aer_target)
-    with stage_run("compare", params) as parent:
+    seeds = "-".join(str(s) for s in c.seeds)
+    with stage_run("compare", params, run_name=f"compare-s{seeds}", tags={"method": "all", "seed": seeds}) as parent:
         for path in [out / "comparison.md", out / "comparison.json", *pngs]:
             parent.log_artifact(path)
         for name, row in table.items():
+            arm = arm_params(params, name)
             with start_run(f"compare/{name}", experiment=params.tracking.experiment, uri=params.tracking.uri,
-                           enabled=params.tracking.enabled, run_name=name) as child:
+                           enabled=params.tracking.enabled, run_name=f"compare-{name}-s{seeds}",
+                           tags={"method": arm["train.method"], "arm": name, "seed": seeds}) as child:
+                child.log_params(arm)
                 child.log_metrics(numeric_metrics({k: v["mean"] for k, v in row.items() if v["mean"] is not None}))
     print((out / "comparison.md").read_text())
     return report

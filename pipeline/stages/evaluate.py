@@ -22,6 +22,7 @@ from pipeline.models.loading import load_policy
 from pipeline.rollout import resolve_backend
 from pipeline.rollout.types import SamplingConfig
 from pipeline.stages.common import engine_from_params, load_problems, main_guard, numeric_metrics, stage_run
+from pipeline.tracking import sample_rows
 from pipeline.utils.io import write_json, write_jsonl
 
 HEADLINE = ("avg@n", "pass@1", "maj@1")
@@ -50,6 +51,7 @@ def evaluate_model(params: Params, label: str, model_path: str, tracker) -> dict
                                  use_chat_template=params.model.use_chat_template, sampling=sampling,
                                  bootstrap=e.bootstrap)
         write_jsonl(out_dir / bench.name / "samples.jsonl", rows)
+        tracker.log_table(sample_rows(out_dir / bench.name / "samples.jsonl"), f"samples/{label}_{bench.name}.json")
         write_json(out_dir / bench.name / "metrics.json", metrics)
         results[bench.name] = metrics
         tracker.log_metrics(numeric_metrics({label: {bench.name: metrics}}))

@@ -17,7 +17,7 @@ from pipeline.config import Params, flatten, to_dict
 from pipeline.models.loading import load_policy
 from pipeline.rl.registry import build_regularizer
 from pipeline.stages.common import engine_from_params, load_problems, main_guard, numeric_metrics, stage_run
-from pipeline.tracking import start_run
+from pipeline.tracking import sample_rows, start_run
 from pipeline.train import checkpoint
 from pipeline.train.batch import PromptSampler
 from pipeline.train.distributed import barrier, init, is_main
@@ -131,7 +131,9 @@ def finish(ctx: TrainContext, tracker) -> dict:
                                                                           Path(ctx.samples_path)]:
         if Path(path).exists():
             tracker.log_artifact(path)
-    tracker.log_dir(final, "final_model")
+    if Path(ctx.samples_path).exists():
+        tracker.log_table(sample_rows(ctx.samples_path), "samples/train_completions.json")
+    tracker.log_model(final, "final_model")  # a copy, or a DVC reference for a large model
     return metrics
 
 
