@@ -15,8 +15,8 @@ from pathlib import Path
 from prefect import flow
 
 from flows import reports
-from flows.tasks import (STAGES, _logger, exp_run, publish, push, repro_stage, stale_stages, tracking_cli,
-                         workspace_slot)
+from flows.tasks import (STAGES, _logger, existing_experiments, exp_run, publish, push, repro_stage, stale_stages,
+                         tracking_cli, workspace_slot)
 
 
 @flow(name="aer-pipeline", log_prints=True)
@@ -47,13 +47,20 @@ def pipeline_flow(stages: list[str] = list(STAGES), repo: str = ".", push_output
 def sweep_flow(names: list[str] | None = None, seeds: list[int] | None = None, repo: str = ".",
                extra: dict | None = None) -> list[dict]:
     """Train and evaluate each `compare.methods` entry x `compare.seeds` of params.yaml (or the given subset)
-    as a DVC experiment, sequentially (one CPU or GPU pool); returns one result row per cell."""
+    as a DVC experiment named `<name>-s<seed>`, sequentially (one CPU or GPU pool), skipping cells whose
+    experiment exists from an earlier run; returns one result row per cell."""
     params = reports.read_params(repo)
     metrics_dir = Path(repo) / Path(params.get("eval", {}).get("metrics_file", "metrics/eval.json")).parent
     rows = []
     with workspace_slot(repo):
+        done = existing_experiments(repo)
         for name, seed, overrides in reports.sweep_cells(params, names, seeds):
-            exp_run({**overrides, **(extra or {})}, reports.exp_name(name, seed), repo)
+            exp = reports.exp_name(name, seed)
+            if exp in done:  # a re-run resumes the sweep; `dvc exp remove <name>` to run a cell again
+                _logger().info("experiment %s exists: skipped (see `dvc exp show`)", exp)
+                rows.append({"method": name, "seed": seed, "status": f"experiment {exp} from an earlier run"})
+                continue
+            exp_run({**overrides, **(extra or {})}, exp, repo)
             # `dvc exp run` leaves the experiment's results in the workspace until the next one runs
             rows.append(reports.cell_row(name, seed, metrics_dir) or {"method": name, "seed": seed})
         publish(repo, None, rows)

@@ -129,6 +129,16 @@ def repro_stage(stage: str, repo: str = ".", parent_run: str | None = None) -> s
     return run_dvc(["repro", stage], repo, parent_run)
 
 
+@task(name="dvc-exp-list", task_run_name="experiments", cache_policy=NO_CACHE, retries=0)
+def existing_experiments(repo: str = ".") -> set[str]:
+    """Names of the DVC experiments already in the repository (on any baseline commit)."""
+    proc = subprocess.run([dvc_executable(), "exp", "list", "--all-commits", "--name-only"], cwd=repo, env=_env(),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"dvc exp list failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return {line.strip() for line in proc.stdout.splitlines() if line.strip()}
+
+
 @task(name="dvc-exp-run", task_run_name="exp-{name}", cache_policy=NO_CACHE, retries=0)
 def exp_run(overrides: dict, name: str, repo: str = ".") -> str:
     """One experiment (e.g. a method x seed cell) with params overridden by `dvc exp run -S`."""

@@ -254,3 +254,24 @@ def test_results_table_falls_back_to_the_comparison_report(tmp_path):
     (tmp_path / "reports/comparison.json").write_text(json.dumps({"seeds": [1, 2], "table": {
         "aer": {"avg@n": {"mean": 0.4, "ci95": [0.3, 0.5], "n": 2}}}}))
     assert reports.results_rows(tmp_path, params) == [{"method": "aer", "seed": "mean over 1,2", "avg@n": 0.4}]
+
+
+def test_regression_rerunning_the_sweep_resumes_instead_of_failing_on_existing_experiments(toy_repo):
+    """A second sweep run failed at its first cell: "Experiment conflicts with existing experiment"."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.pipeline import sweep_flow
+
+    _with_params(toy_repo, **{"compare.methods": [{"name": "aer", "method": "aer"}], "compare.seeds": [1, 2]})
+    (toy_repo / "dvc.yaml").write_text(TOY_DVC.replace("    deps: [in.txt]", "    deps: [in.txt]\n    params: [seed]"))
+    (toy_repo / ".gitignore").write_text("runs.txt\n")
+    subprocess.run("git add -A && git -c user.email=t@t -c user.name=t commit -qm toy", shell=True, cwd=toy_repo,
+                   check=True)
+    with prefect_test_harness():
+        first = sweep_flow(seeds=[1], repo=str(toy_repo))
+        second = sweep_flow(repo=str(toy_repo))
+    assert [r.get("status") for r in first] == [None]
+    assert [(r["seed"], r.get("status")) for r in second] == [(1, "experiment aer-s1 from an earlier run"), (2, None)]
+    dvc = str(Path(sys.executable).parent / "dvc")
+    names = subprocess.run([dvc, "exp", "list", "--name-only"], cwd=toy_repo, capture_output=True, text=True).stdout
+    assert sorted(names.split()) == ["aer-s1", "aer-s2"]
