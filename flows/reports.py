@@ -105,7 +105,9 @@ def cell_row(name: str, seed: Any, run_dir: Path) -> Optional[dict]:
     if head:
         values = {k: v for k, v in _flat(head.get("headline", head)).items() if k not in ("method", "seed")}
     else:
-        values = _flat((_read_json(run_dir / "eval.json") or {}).get("trained", {}))
+        trained = (_read_json(run_dir / "eval.json") or {}).get("trained", {})
+        values = {f"{bench}.{k}": m[k] for bench, m in trained.items() if isinstance(m, dict)
+                  for k in _headline_keys(m)}
     return {"method": name, "seed": seed, **values} if values else None
 
 
@@ -121,6 +123,21 @@ def results_rows(repo: str | os.PathLike, params: dict) -> list[dict]:
         return rows
     report = _read_json(repo / _get(params, "compare.out_dir", "reports") / "comparison.json") or {}
     seeds = ",".join(str(s) for s in report.get("seeds", []))
-    return [{"method": name, "seed": f"mean over {seeds}",
-             **{k: v.get("mean") for k, v in sorted(stats.items()) if isinstance(v, dict)}}
+    return [{"method": name, "seed": f"mean over {seeds}", **_summary(stats)}
             for name, stats in report.get("table", {}).items()]
+
+
+def _headline_keys(keys) -> list[str]:
+    """avg@n, pass@k and maj@k at the largest k, and entropy / H0, of a metrics dict's keys."""
+    keys = list(keys)
+
+    def largest(prefix: str) -> list[str]:
+        ks = [k for k in keys if k.startswith(prefix) and k[len(prefix):].isdigit()]
+        return [max(ks, key=lambda k: int(k[len(prefix):]))] if ks else []
+
+    return [k for k in ("avg@n", *largest("pass@"), *largest("maj@"), "final_entropy_over_h0") if k in keys]
+
+
+def _summary(stats: dict) -> dict:
+    """The headline columns of a comparison row (means over seeds)."""
+    return {k: stats[k].get("mean") for k in _headline_keys(stats) if isinstance(stats[k], dict)}

@@ -106,7 +106,7 @@ def workspace_slot(repo: str) -> Iterator[None]:
             client.upsert_global_concurrency_limit_by_name(name, 1)
         except ObjectAlreadyExists:  # another run created it between the read and the create
             pass
-    _logger().info("waiting for the workspace slot %s", name)
+    _logger().info("taking the workspace's concurrency slot %s (waits while another flow run holds it)", name)
     with concurrency(name, occupy=1, strict=True):
         yield
 

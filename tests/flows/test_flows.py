@@ -251,9 +251,12 @@ def test_results_table_falls_back_to_the_comparison_report(tmp_path):
                           "runs_dir": "runs"}}
     assert reports.results_rows(tmp_path, params) == [] and reports.headline_markdown(tmp_path, params) is None
     (tmp_path / "reports").mkdir()
-    (tmp_path / "reports/comparison.json").write_text(json.dumps({"seeds": [1, 2], "table": {
-        "aer": {"avg@n": {"mean": 0.4, "ci95": [0.3, 0.5], "n": 2}}}}))
-    assert reports.results_rows(tmp_path, params) == [{"method": "aer", "seed": "mean over 1,2", "avg@n": 0.4}]
+    stat = {"ci95": [0.3, 0.5], "n": 2}
+    (tmp_path / "reports/comparison.json").write_text(json.dumps({"seeds": [1, 2], "table": {"aer": {
+        "avg@n": {**stat, "mean": 0.4}, "avg@n/level1": {**stat, "mean": 0.9}, "pass@2": {**stat, "mean": 0.5},
+        "pass@16": {**stat, "mean": 0.7}, "final_entropy_over_h0": {**stat, "mean": 0.95}}}}))
+    assert reports.results_rows(tmp_path, params) == [{"method": "aer", "seed": "mean over 1,2", "avg@n": 0.4,
+                                                       "pass@16": 0.7, "final_entropy_over_h0": 0.95}]
 
 
 def test_regression_rerunning_the_sweep_resumes_instead_of_failing_on_existing_experiments(toy_repo):
@@ -275,3 +278,13 @@ def test_regression_rerunning_the_sweep_resumes_instead_of_failing_on_existing_e
     dvc = str(Path(sys.executable).parent / "dvc")
     names = subprocess.run([dvc, "exp", "list", "--name-only"], cwd=toy_repo, capture_output=True, text=True).stdout
     assert sorted(names.split()) == ["aer-s1", "aer-s2"]
+
+
+def test_cell_row_without_headline_keeps_the_headline_columns_of_eval_json(tmp_path):
+    from flows import reports
+
+    (tmp_path / "eval.json").write_text(json.dumps({"trained": {"synthetic": {
+        "avg@n": 0.2, "maj@1": 0.1, "maj@8": 0.3, "pass@1": 0.2, "pass@2": 0.3, "pass@8": 0.6}}}))
+    assert reports.cell_row("fixed", 2, tmp_path) == {"method": "fixed", "seed": 2, "synthetic.avg@n": 0.2,
+                                                      "synthetic.pass@8": 0.6, "synthetic.maj@8": 0.3}
+    assert reports.cell_row("fixed", 2, tmp_path / "missing") is None
