@@ -40,7 +40,7 @@ def pipeline_flow(stages: list[str] = list(STAGES), repo: str = ".", push_output
         finally:
             if parent:
                 tracking_cli(["close", parent, status], repo)
-            publish(repo, parent)
+            publish(repo, parent, return_state=True)  # a failed publish must not hide a stage's error
 
 
 @flow(name="aer-sweep", log_prints=True)
