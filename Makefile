@@ -30,6 +30,7 @@ export DS_ACCELERATOR := $(if $(HAS_CUDA),cuda,cpu)
 
 .PHONY: install test repro compare compare-short bench profile download prefect-server serve-flows mlflow-ui clean-venv
 CRON ?= 0 2 * * *
+TIMEZONE ?= UTC
 
 install: $(STAMP)
 
@@ -76,9 +77,11 @@ prefect-server: install
 	$(VENV)/bin/prefect server start --host 127.0.0.1
 
 serve-flows: install
-	PREFECT_API_URL=http://127.0.0.1:4200/api $(PY) -m flows.serve --cron "$(CRON)"
+	PREFECT_API_URL=http://127.0.0.1:4200/api $(PY) -m flows.serve --cron "$(CRON)" --timezone "$(TIMEZONE)"
 
+# `relocate` first: a moved or copied clone's mlflow.db still names the old clone's artifact folder.
 mlflow-ui: install
+	$(PY) -m pipeline.tracking relocate
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 bench: install

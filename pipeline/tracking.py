@@ -1,11 +1,20 @@
 """Experiment tracking behind a small interface, with MLflow as the implementation.
 
-`start_run(stage, ...)` yields a `Tracker` with `log_params`, `log_metrics(step=...)`, `log_artifact`
-and `set_tags`.  The default store is a sqlite file in the repository (`mlflow.db`, gitignored) so that
-`mlflow ui --backend-store-uri sqlite:///mlflow.db` browses it; `MLFLOW_TRACKING_URI` or
-`tracking.uri` points runs at a shared server.  A run opened inside another is nested under it, and a
-parent run id in `AER_PARENT_RUN_ID` nests stage runs (other processes) under a pipeline run.  If the server cannot be reached the run goes on with a `LocalTracker` that
-writes the same calls to `.tracking_fallback/` and warns; tracking never stops training.
+`start_run(stage, ...)` yields a `Tracker` with `log_params`, `log_metrics(step=...)`, `log_artifact`,
+`set_tags`, `log_input` (a dataset by path or hub id, md5 as digest), `log_table` (sampled completions)
+and `log_model` (a copy, or for a large model a reference: path, size and DVC's per-file md5).  The
+default store is a sqlite file at the workspace root (`mlflow.db`, gitignored; the root is $DVC_ROOT
+under DVC, so queued experiments in temp copies log to the same store) so that
+`mlflow ui --backend-store-uri sqlite:///mlflow.db` browses it; `MLFLOW_TRACKING_URI` or `tracking.uri`
+points runs at a shared server.  Runs are named `<stage>-<method>-s<seed>[-<DVC experiment>]` and
+tagged with method, seed, profile and experiment (`run_name`, `run_tags`).  A run opened inside another
+is nested under it, and a parent run id in `AER_PARENT_RUN_ID` nests stage runs (other processes) under a
+pipeline run; `open_parent` / `close_parent` give that parent the config and the headline metrics.
+Entropy and its target are drawn into one chart artifact (MLflow's default view gives each metric its own
+chart) every `chart_every` steps and at the end.  The sqlite store keeps absolute artifact paths, so a
+moved or copied clone rewrites them to its own `mlartifacts/` when it opens a run (`relocate_store`).
+If the server cannot be reached the run goes on with a `LocalTracker` that writes the same calls to
+`.tracking_fallback/` and warns; tracking never stops training.
 """
 from __future__ import annotations
 
@@ -19,8 +28,15 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
-DEFAULT_DB = "mlflow.db"
-DEFAULT_ARTIFACTS = "mlartifacts"
+from pipeline.tracking_support import (DEFAULT_ARTIFACTS, DEFAULT_DB, chart_figure, display_path, file_md5,
+                                       headline_metrics, model_reference, relocate_store, run_name, run_tags,
+                                       sample_rows, workspace_root)
+
+# A model directory up to this size is copied into the run; a larger one (GPU models are GBs, and every
+# run would copy them again) is logged as a reference to the DVC-tracked files instead.
+MODEL_COPY_LIMIT_MB = 200
+# Series drawn together: MLflow's default chart view gives every metric key its own chart.
+CHARTS = {"entropy_vs_target": (("entropy", "reg/target"), "token entropy (nats)")}
 
 
 def git_sha() -> str:
@@ -56,7 +72,11 @@ def dvc_stage_hash(address: Optional[str] = None) -> Optional[str]:
 
 def resolve_uri(configured: Optional[str] = None) -> str:
     """An explicit URI (tracking.uri) wins, then $MLFLOW_TRACKING_URI, then the repo's sqlite file."""
-    return configured or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(DEFAULT_DB).resolve()}"
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+
+
+def default_uri() -> str:
+    return f"sqlite:///{workspace_root() / DEFAULT_DB}"
 
 
 def _server_reachable(uri: str, timeout: float = 3.0) -> bool:
@@ -86,6 +106,24 @@ class Tracker:
     def log_artifact(self, path: str | os.PathLike, artifact_path: Optional[str] = None) -> None: ...
     def set_tags(self, tags: Mapping[str, Any]) -> None: ...
     def log_dir(self, path: str | os.PathLike, artifact_path: Optional[str] = None) -> None: ...
+    def log_input(self, source: str | os.PathLike, name: str, context: str) -> None: ...
+    def log_table(self, rows: list[dict], artifact_file: str) -> None: ...
+
+    def log_model(self, path: str | os.PathLike, artifact_path: str) -> None:
+        """Copy a model directory into the run, or, above MODEL_COPY_LIMIT_MB, log `<artifact_path>.ref.json`:
+        the path, total size and each file's md5 (DVC's content hash: the file's address in the DVC cache
+        and remotes) instead of a multi-GB copy per run."""
+        path = Path(path)
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        if size <= MODEL_COPY_LIMIT_MB * 2**20:
+            self.log_dir(path, artifact_path)
+            return
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            ref = Path(tmp) / f"{artifact_path.replace('/', '_')}.ref.json"
+            ref.write_text(json.dumps(model_reference(path, git_sha()), indent=1))
+            self.log_artifact(ref)
 
 
 class LocalTracker(Tracker):
@@ -115,6 +153,12 @@ class LocalTracker(Tracker):
     def log_dir(self, path, artifact_path=None):
         self._write("artifact_dir", path=str(path), artifact_path=artifact_path)
 
+    def log_input(self, source, name, context):
+        self._write("input", source=str(source), name=name, context=context)
+
+    def log_table(self, rows, artifact_file):
+        self._write("table", artifact_file=artifact_file, rows=rows)
+
     def close(self) -> None:
         self._fh.close()
 
@@ -127,6 +171,9 @@ class MlflowTracker(Tracker):
         self.run_id = run.info.run_id
         self._fallback = fallback
         self._root = None
+        self.title = run.info.run_name
+        self.chart_every = 0
+        self._series: dict[str, list[tuple[int, float]]] = {}
 
     def _guard(self, name: str, *args, **kwargs) -> None:
         try:
@@ -148,6 +195,7 @@ class MlflowTracker(Tracker):
 
     def log_metrics(self, metrics, step=None):
         self._guard("log_metrics", {_metric_name(k): float(v) for k, v in metrics.items()}, step=step)
+        self.observe_charts(metrics, step)
 
     def log_artifact(self, path, artifact_path=None):
         self._guard("log_artifact", str(path), artifact_path=artifact_path)
@@ -158,22 +206,100 @@ class MlflowTracker(Tracker):
     def log_dir(self, path, artifact_path=None):
         self._guard("log_artifacts", str(path), artifact_path=artifact_path)
 
+    def _degrade(self, what: str, exc: Exception) -> LocalTracker:
+        """The local log for a call MLflow refused (a new kind of call, so `_guard`'s table does not apply)."""
+        if self._fallback is None:
+            self._fallback = LocalTracker(".tracking_fallback", "mlflow-outage")
+        warnings.warn(f"MLflow {what} failed ({type(exc).__name__}: {exc}); writing to {self._fallback.dir} "
+                      "instead", RuntimeWarning, stacklevel=3)
+        return self._fallback
 
-def _experiment_id(mlflow, name: str) -> str:
-    exp = mlflow.get_experiment_by_name(name)
+    def log_input(self, source, name, context):
+        try:
+            dataset, tags = _dataset(source, name)
+            self._m.log_input(dataset, context=context, tags=tags)
+        except Exception as exc:  # a tracking outage must not stop the stage
+            self._degrade("log_input", exc).log_input(source, name, context)
+
+    def log_table(self, rows, artifact_file):
+        columns = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}
+        try:
+            self._m.log_table(columns, artifact_file)
+        except Exception as exc:
+            self._degrade("log_table", exc).log_table(rows, artifact_file)
+
+    def observe_charts(self, metrics: Mapping[str, float], step: Optional[int]) -> None:
+        """Keep the series of CHARTS and redraw them every `chart_every` steps."""
+        if step is None or not self.chart_every:
+            return
+        hit = False
+        for keys, _ in CHARTS.values():
+            for key in keys:
+                if key in metrics:
+                    self._series.setdefault(key, []).append((step, float(metrics[key])))
+                    hit = True
+        if hit and (step + 1) % self.chart_every == 0:
+            self.draw_charts()
+
+    def draw_charts(self) -> None:
+        """One PNG per CHARTS entry whose series all have points, under `charts/` in the run."""
+        for name, (keys, ylabel) in CHARTS.items():
+            if all(self._series.get(k) for k in keys):
+                import matplotlib.pyplot as plt
+
+                fig = chart_figure(self._series, keys, ylabel, self.title)
+                try:
+                    self._m.log_figure(fig, f"charts/{name}.png")
+                except Exception as exc:
+                    self._degrade("log_figure", exc)
+                finally:
+                    plt.close(fig)
+
+
+def _dataset(source: str | os.PathLike, name: str):
+    """A metadata-only MLflow dataset: a local file (md5 as digest, row count) or a hub id."""
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import HuggingFaceDatasetSource, LocalArtifactDatasetSource
+
+    path = Path(source)
+    if not path.is_file():
+        return MetaDataset(HuggingFaceDatasetSource(str(source)), name=name), {"source": str(source)}
+    with open(path, "rb") as fh:
+        rows = sum(1 for line in fh if line.strip())
+    digest = file_md5(path)
+    tags = {"rows": str(rows), "md5": digest, "path": display_path(path)}
+    return MetaDataset(LocalArtifactDatasetSource(display_path(path)), name=name, digest=digest), tags
+
+
+def _relocate_if_default(uri: str) -> None:
+    """The workspace's own store follows the workspace when it is moved or copied (see relocate_store)."""
+    db = workspace_root() / DEFAULT_DB
+    if uri != default_uri() or not db.is_file():
+        return
+    moved = {old: n for old, n in relocate_store(db, workspace_root()).items() if n}
+    if moved:
+        warnings.warn(f"{db}: artifact paths pointed into {', '.join(moved)} (the store was moved or copied); "
+                      f"they now point into {workspace_root()}", RuntimeWarning, stacklevel=3)
+
+
+def _experiment_id(client, name: str) -> str:
+    """The experiment's id, created on first use; a sqlite store keeps artifacts beside its database."""
+    exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
     location = None
-    if mlflow.get_tracking_uri().startswith("sqlite:"):
-        location = Path(DEFAULT_ARTIFACTS).resolve().as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    uri = client.tracking_uri
+    if uri.startswith("sqlite:"):
+        location = (Path(uri[len("sqlite:///"):]).resolve().parent / DEFAULT_ARTIFACTS).as_uri()
+    return client.create_experiment(name, artifact_location=location)
 
 
 @contextlib.contextmanager
 def start_run(stage: str, *, experiment: str = "aer-pipeline", uri: Optional[str] = None,
-              enabled: bool = True, tags: Optional[Mapping[str, Any]] = None,
-              run_name: Optional[str] = None) -> Iterator[Tracker]:
-    """Open a tracked run for `stage`; nested under $AER_PARENT_RUN_ID when set."""
+              enabled: bool = True, tags: Optional[Mapping[str, Any]] = None, run_name: Optional[str] = None,
+              system_metrics: bool = False, chart_every: int = 0) -> Iterator[Tracker]:
+    """Open a tracked run for `stage`; nested under $AER_PARENT_RUN_ID when set.  `system_metrics` samples
+    CPU, memory (and GPU when pynvml is installed) into `system/*`; `chart_every` > 0 redraws CHARTS."""
     uri = resolve_uri(uri)
     reachable = enabled and _server_reachable(uri)
     if enabled and not reachable:
@@ -189,8 +315,9 @@ def start_run(stage: str, *, experiment: str = "aer-pipeline", uri: Optional[str
     import mlflow
 
     saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+    _relocate_if_default(uri)
     mlflow.set_tracking_uri(uri)  # also writes $MLFLOW_TRACKING_URI; restored below
-    exp_id = _experiment_id(mlflow, experiment)
+    exp_id = _experiment_id(mlflow.MlflowClient(uri), experiment)
     active = mlflow.active_run()
     parent = active.info.run_id if active is not None else os.environ.get("AER_PARENT_RUN_ID")
     all_tags = {"stage": stage, "git_sha": git_sha(), "dvc_stage": os.environ.get("DVC_STAGE", stage),
@@ -200,13 +327,16 @@ def start_run(stage: str, *, experiment: str = "aer-pipeline", uri: Optional[str
     status = "FINISHED"
     # Not `with start_run(...)`: its exit would end the run a second time, which ends the parent too.
     run = mlflow.start_run(experiment_id=exp_id, run_name=run_name or stage, nested=active is not None,
-                           tags={k: str(v) for k, v in all_tags.items()})
+                           tags={k: str(v) for k, v in all_tags.items()}, log_system_metrics=system_metrics)
+    tracker = MlflowTracker(mlflow, run)
+    tracker.chart_every = chart_every
     try:
-        yield MlflowTracker(mlflow, run)
+        yield tracker
     except BaseException:
         status = "FAILED"
         raise
     finally:
+        tracker.draw_charts()
         mlflow.end_run(status=status)
         if saved_env is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -214,30 +344,88 @@ def start_run(stage: str, *, experiment: str = "aer-pipeline", uri: Optional[str
             os.environ["MLFLOW_TRACKING_URI"] = saved_env
 
 
-def open_parent(name: str, *, experiment: str = "aer-pipeline", uri: Optional[str] = None) -> Optional[str]:
-    """Start a parent run (left open) and return its id; None when the server is unreachable."""
-    uri = resolve_uri(uri)
+def _load_params(path: Optional[str] = None):
+    """params.yaml (or $AER_PARAMS) for the parent run; None, with a warning, when it does not load (the
+    wrapped stages then fail with the full error, so the parent must not hide it)."""
+    from pipeline.config import ConfigError, load_params
+
+    try:
+        return load_params(path)
+    except ConfigError as exc:
+        warnings.warn(f"parent run without config: {exc}", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _client(params) -> tuple[Any, str]:
+    import mlflow
+
+    uri = resolve_uri(params.tracking.uri if params is not None else None)
+    _relocate_if_default(uri)
+    return mlflow.MlflowClient(uri), uri
+
+
+def open_parent(name: str, *, params_path: Optional[str] = None) -> Optional[str]:
+    """Start a parent run (left open) in params' `tracking.experiment` at `tracking.uri`, named and tagged
+    like the stage runs, with the flattened config as params.  Returns its id; None when tracking is off or
+    the server is unreachable."""
+    from mlflow.entities import Param
+
+    from pipeline.config import flatten, to_dict
+
+    params = _load_params(params_path)
+    if params is not None and not params.tracking.enabled:
+        return None
+    uri = resolve_uri(params.tracking.uri if params is not None else None)
     if not _server_reachable(uri):
         warnings.warn(f"MLflow server {uri} is unreachable; no parent run", RuntimeWarning, stacklevel=2)
         return None
-    import mlflow
-
-    client = mlflow.MlflowClient(uri)
-    mlflow.set_tracking_uri(uri)
-    run = client.create_run(_experiment_id(mlflow, experiment), run_name=name,
-                            tags={"git_sha": git_sha(), "kind": "pipeline"})
+    client, _ = _client(params)
+    tags = {"git_sha": git_sha(), "kind": "pipeline"}
+    if params is None:
+        run = client.create_run(_experiment_id(client, "aer-pipeline"), run_name=name, tags=tags)
+        return run.info.run_id
+    tags.update(run_tags(params.train.method, params.seed, params.profile))
+    run = client.create_run(_experiment_id(client, params.tracking.experiment),
+                            run_name=run_name(name, params.train.method, params.seed), tags=tags)
+    items = [Param(k, json.dumps(v) if isinstance(v, (list, dict)) else str(v))
+             for k, v in flatten(to_dict(params)).items()]
+    for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
+        client.log_batch(run.info.run_id, params=items[i:i + 100])
     return run.info.run_id
 
 
-def close_parent(run_id: str, status: str = "FINISHED", uri: Optional[str] = None) -> None:
-    import mlflow
+def close_parent(run_id: str, status: str = "FINISHED", *, params_path: Optional[str] = None) -> None:
+    """End a parent run; a finished one first gets the headline numbers (as metrics) and labels such as
+    `headline.method` (as tags) that its stages wrote (`headline_metrics`)."""
+    from mlflow.entities import Metric, RunTag
 
-    mlflow.MlflowClient(resolve_uri(uri)).set_terminated(run_id, status=status)
+    params = _load_params(params_path)
+    client, _ = _client(params)
+    if status == "FINISHED":
+        metrics, labels = headline_metrics(params)
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(_metric_name(k), v, now, 0) for k, v in metrics.items()],
+                         tags=[RunTag(k, v) for k, v in labels.items()])
+    client.set_terminated(run_id, status=status)
+
+
+def run_url(run_id: str, *, params_path: Optional[str] = None) -> str:
+    """The run's page in the MLflow UI: the tracking server itself, or for a sqlite store the UI of
+    `make mlflow-ui` ($AER_MLFLOW_UI, default http://127.0.0.1:5000)."""
+    client, uri = _client(_load_params(params_path))
+    base = uri if uri.startswith(("http://", "https://")) else os.environ.get("AER_MLFLOW_UI", "http://127.0.0.1:5000")
+    exp_id = client.get_run(run_id).info.experiment_id
+    return f"{base.rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}"
+
+
+USAGE = ("usage: python -m pipeline.tracking (wrap NAME -- CMD... | open NAME | close RUN_ID [STATUS] | url RUN_ID "
+         "| relocate)")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """`python -m pipeline.tracking wrap NAME -- CMD...`: run CMD with its stage runs nested under a new
-    parent run; `open NAME` prints a parent run id; `close RUN_ID [STATUS]` ends it."""
+    """`wrap NAME -- CMD...`: run CMD with its stage runs nested under a new parent run, which then gets the
+    headline metrics; `open NAME` prints a parent run id; `close RUN_ID [STATUS]` ends it; `url RUN_ID`
+    prints its UI address; `relocate` points the workspace store's artifact paths at this clone."""
     import sys
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -247,6 +435,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args[:1] == ["close"] and len(args) in (2, 3):
         close_parent(args[1], args[2] if len(args) == 3 else "FINISHED")
         return 0
+    if args[:1] == ["url"] and len(args) == 2:
+        print(run_url(args[1]))
+        return 0
+    if args == ["relocate"]:
+        db = workspace_root() / DEFAULT_DB
+        print(json.dumps(relocate_store(db, workspace_root()) if db.is_file() else {}))
+        return 0
     if args[:1] == ["wrap"] and "--" in args:
         name, cmd = args[1], args[args.index("--") + 1:]
         run_id = open_parent(name)
@@ -255,7 +450,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if run_id:
             close_parent(run_id, "FINISHED" if rc == 0 else "FAILED")
         return rc
-    print("usage: python -m pipeline.tracking (wrap NAME -- CMD... | open NAME | close RUN_ID [STATUS])")
+    print(USAGE)
     return 2
 
 

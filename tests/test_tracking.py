@@ -105,8 +105,10 @@ def test_wrap_nests_a_subprocess_stage_run_under_a_parent(tmp_path, monkeypatch)
     client = mlflow.MlflowClient(uri)
     exp = client.get_experiment_by_name("aer-pipeline")
     runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
-    assert runs["prepare"].data.tags["mlflow.parentRunId"] == runs["dvc-repro"].info.run_id
-    assert runs["dvc-repro"].info.status == "FINISHED" and runs["dvc-repro"].data.tags["git_sha"]
+    parent = runs.pop("prepare").data.tags["mlflow.parentRunId"]
+    (wrapper,) = runs.values()
+    assert wrapper.info.run_id == parent and wrapper.info.run_name.startswith("dvc-repro-")
+    assert wrapper.info.status == "FINISHED" and wrapper.data.tags["git_sha"]
     assert tracking.main(["wrap", "failing", "--", sys.executable, "-c", "raise SystemExit(3)"]) == 3
 
 
@@ -161,3 +163,271 @@ def test_stage_runs_under_dvc_repro_log_the_dvc_stage_hash_and_git_sha(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     _, changed_param = repro()
     assert len({first, changed_dep, changed_param}) == 3
+
+
+# --- What a researcher sees in MLflow (issue 14, items 1-4) ---------------------------------------------
+
+def _client(uri):
+    import mlflow
+
+    return mlflow.MlflowClient(uri)
+
+
+def _artifacts(client, run_id, path=None) -> list[str]:
+    out = []
+    for f in client.list_artifacts(run_id, path):
+        out += _artifacts(client, run_id, f.path) if f.is_dir else [f.path]
+    return out
+
+
+def _params(tmp_path, **overrides):
+    from pipeline.config import params_from_dict
+    from tests.conftest import tiny_params_dict
+
+    return params_from_dict(tiny_params_dict(**overrides))
+
+
+def test_regression_runs_are_named_by_stage_method_seed_and_tagged(tmp_path, monkeypatch):
+    """Runs were all named "train" or "evaluate", so aer and fixed runs looked alike in the compare view."""
+    from pipeline.stages.common import stage_run
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    params = _params(tmp_path, **{"tracking.uri": uri, "train.method": "fixed", "seed": 7})
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    with stage_run("train", params) as plain:
+        pass
+    monkeypatch.setenv("DVC_EXP_NAME", "lr-sweep-3")
+    with stage_run("evaluate", params) as in_exp:
+        pass
+    client = _client(uri)
+    first, second = client.get_run(plain.run_id), client.get_run(in_exp.run_id)
+    assert first.info.run_name == "train-fixed-s7" and second.info.run_name == "evaluate-fixed-s7-lr-sweep-3"
+    assert {k: first.data.tags[k] for k in ("method", "seed", "profile", "experiment")} == {
+        "method": "fixed", "seed": "7", "profile": "embedded", "experiment": "workspace"}
+    assert second.data.tags["experiment"] == "lr-sweep-3"
+
+
+def test_stage_runs_log_the_datasets_they_read_as_inputs(tmp_path, monkeypatch):
+    from pipeline.stages.common import stage_run
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data/prepared").mkdir(parents=True)
+    (tmp_path / "data/prepared/train.jsonl").write_text('{"id": "a"}\n{"id": "b"}\n\n{"id": "c"}\n')
+    (tmp_path / "data/prepared/eval.jsonl").write_text('{"id": "e"}\n')
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    params = _params(tmp_path, **{"tracking.uri": uri, "data.out_dir": "data/prepared",
+                                  "eval.benchmarks": [{"name": "synthetic"}, {"name": "math500"}]})
+    with stage_run("train", params) as train_run:
+        pass
+    with stage_run("evaluate", params) as eval_run:
+        pass
+    client = _client(uri)
+    (train_in,) = client.get_run(train_run.run_id).inputs.dataset_inputs
+    tags = {t.key: t.value for t in train_in.tags}
+    assert train_in.dataset.name == "train" and tags["mlflow.data.context"] == "training"
+    assert train_in.dataset.digest == tracking.file_md5(tmp_path / "data/prepared/train.jsonl") and tags["rows"] == "3"
+    assert json.loads(train_in.dataset.source) == {"uri": "data/prepared/train.jsonl"}  # relative: relocatable
+    evals = {d.dataset.name: d.dataset for d in client.get_run(eval_run.run_id).inputs.dataset_inputs}
+    assert set(evals) == {"synthetic", "math500"}
+    assert evals["synthetic"].source_type == "local" and evals["math500"].source_type == "hugging_face"
+    assert json.loads(evals["math500"].source)["path"] == "HuggingFaceH4/MATH-500"
+
+
+def test_regression_parent_run_uses_tracking_settings_and_carries_config_and_headline(tmp_path, monkeypatch):
+    """Parent runs held no params or metrics, and `open_parent` ignored tracking.experiment / tracking.uri,
+    so the stage runs (which honour them) landed in another experiment than their parent."""
+    import yaml
+
+    from tests.conftest import ROOT, tiny_params_dict
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("AER_PARAMS", raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    uri = f"sqlite:///{tmp_path / 'custom.db'}"
+    raw = tiny_params_dict(**{"tracking.uri": uri, "tracking.experiment": "my-study", "train.method": "aer",
+                              "seed": 5})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/eval.json").write_text(json.dumps({"trained": {"synthetic": {"avg@n": 0.25}}}))
+    (tmp_path / "metrics/train.json").write_text(json.dumps({"entropy": 0.5, "method": "aer"}))
+    child = ("from pipeline.config import load_params\n"
+             "from pipeline.stages.common import stage_run\n"
+             "with stage_run('train', load_params()) as t:\n"
+             "    t.log_metrics({'x': 1.0})\n")
+    assert tracking.main(["wrap", "dvc-repro", "--", sys.executable, "-c", child]) == 0
+    client = _client(uri)
+    runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("my-study").experiment_id])}
+    assert set(runs) == {"dvc-repro-aer-s5", "train-aer-s5"}
+    parent = runs["dvc-repro-aer-s5"]
+    assert runs["train-aer-s5"].data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert parent.data.params["train.method"] == "aer" and parent.data.params["tracking.experiment"] == "my-study"
+    assert parent.data.metrics == {"eval.trained.synthetic.avg_n": 0.25, "train.entropy": 0.5}  # no headline file
+    assert parent.data.tags["train.method"] == "aer" and parent.data.tags["method"] == "aer"
+
+    (tmp_path / "metrics/headline.json").write_text(json.dumps({"headline": {
+        "method": "aer", "seed": 5, "steps": 60, "entropy/h0": 0.9, "synthetic": {"avg@n": 0.3, "pass@8": 0.6}}}))
+    assert tracking.main(["wrap", "again", "--", sys.executable, "-c", "pass"]) == 0
+    (again,) = client.search_runs([parent.info.experiment_id], "attributes.run_name = 'again-aer-s5'")
+    assert again.data.metrics == {"headline.seed": 5.0, "headline.steps": 60.0, "headline.entropy/h0": 0.9,
+                                  "headline.synthetic.avg_n": 0.3, "headline.synthetic.pass_8": 0.6}
+    assert again.data.tags["headline.method"] == "aer"
+    assert tracking.main(["wrap", "broken", "--", sys.executable, "-c", "raise SystemExit(1)"]) == 1
+    (broken,) = client.search_runs([parent.info.experiment_id], "attributes.run_name = 'broken-aer-s5'")
+    assert broken.info.status == "FAILED" and broken.data.metrics == {}  # a failed run claims no results
+    assert tracking.run_url(again.info.run_id) == (
+        f"http://127.0.0.1:5000/#/experiments/{again.info.experiment_id}/runs/{again.info.run_id}")
+
+
+def test_parent_run_is_skipped_when_tracking_is_disabled(tmp_path, monkeypatch):
+    import yaml
+
+    from tests.conftest import tiny_params_dict
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict(**{"tracking.enabled": False})))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    assert tracking.open_parent("x") is None and not (tmp_path / "m.db").exists()
+
+
+def test_regression_comparison_child_runs_log_their_arm(tmp_path):
+    """Comparison child runs logged metrics but no params, so nothing said what an arm was."""
+    from pipeline.stages.compare import arm_run_params
+
+    params = _params(tmp_path, **{"compare.steps": 5, "compare.seeds": [1, 2]})
+    assert arm_run_params(params, "clip_higher") == {"arm": "clip_higher", "train.method": "none",
+                                                     "train.clip_high": 0.28, "train.steps": 5, "seeds": [1, 2]}
+    assert arm_run_params(params, "aer") == {"arm": "aer", "train.method": "aer", "train.steps": 5, "seeds": [1, 2]}
+
+
+def test_entropy_and_its_target_share_one_chart(tmp_path):
+    """MLflow's default view draws each metric alone; the run carries a chart with both, redrawn every
+    `chart_every` steps, and none for a method without a target."""
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    drawn = []
+    with tracking.start_run("train", uri=uri, chart_every=4) as aer:
+        original = aer.draw_charts
+        aer.draw_charts = lambda: (drawn.append(len(aer._series["entropy"])), original())[1]
+        for step in range(10):
+            aer.log_metrics({"entropy": 1.0 - 0.05 * step, "reg/target": 0.6}, step=step)
+    with tracking.start_run("train", uri=uri, chart_every=4) as grpo:
+        for step in range(10):
+            grpo.log_metrics({"entropy": 1.0 - 0.05 * step}, step=step)
+    client = _client(uri)
+    assert drawn == [4, 8, 10]  # steps 3 and 7, then the end of the run
+    png = Path(client.download_artifacts(aer.run_id, "charts/entropy_vs_target.png", str(tmp_path)))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert _artifacts(client, grpo.run_id) == []
+
+
+def test_system_metrics_are_sampled(tmp_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    mlflow.set_system_metrics_sampling_interval(1)
+    try:
+        with tracking.start_run("train", uri=uri, system_metrics=True) as t:
+            time.sleep(3)
+    finally:
+        mlflow.set_system_metrics_sampling_interval(None)
+    keys = set(_client(uri).get_run(t.run_id).data.metrics)
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= keys
+
+
+def test_regression_large_model_is_logged_as_a_dvc_reference_not_a_copy(tmp_path, monkeypatch):
+    """Every train run copied the whole model into MLflow: multi-GB per run for the GPU profile."""
+    import hashlib
+
+    model = tmp_path / "models/trained/final"
+    model.mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(b"w" * 3000)
+    (model / "config.json").write_text("{}")
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    with tracking.start_run("train", uri=uri) as small:
+        small.log_model(model, "final_model")
+    monkeypatch.setattr(tracking, "MODEL_COPY_LIMIT_MB", 0.001)  # ~1 kB: the 3 kB model is "large"
+    with tracking.start_run("train", uri=uri) as large:
+        large.log_model(model, "final_model")
+    client = _client(uri)
+    assert sorted(_artifacts(client, small.run_id)) == ["final_model/config.json", "final_model/model.safetensors"]
+    assert _artifacts(client, large.run_id) == ["final_model.ref.json"]
+    ref = json.loads(Path(client.download_artifacts(large.run_id, "final_model.ref.json", str(tmp_path))).read_text())
+    assert ref["bytes"] == 3002 and ref["files"]["model.safetensors"] == {
+        "md5": hashlib.md5(b"w" * 3000).hexdigest(), "size": 3000}
+
+
+def test_sampled_completions_are_logged_as_a_table(tmp_path):
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps({"step": i, "reward": i % 2, "completion": f"c{i}"}) + "\n"
+                               for i in range(1200)))
+    rows = tracking.sample_rows(samples, max_rows=500)
+    assert len(rows) == 400 and rows[0]["step"] == 0 and rows[-1]["step"] == 1197  # every 3rd row, all steps
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    with tracking.start_run("train", uri=uri) as t:
+        t.log_table(rows, "samples/train_completions.json")
+    table = json.loads(Path(_client(uri).download_artifacts(t.run_id, "samples/train_completions.json",
+                                                            str(tmp_path))).read_text())
+    assert table["columns"] == ["step", "reward", "completion"] and len(table["data"]) == 400
+    assert table["data"][1] == [3, 1, "c3"]
+
+
+def test_regression_moved_or_copied_clone_uses_its_own_artifact_folder(tmp_path, monkeypatch):
+    """mlflow.db stores absolute artifact paths, so a copied clone wrote artifacts into the original clone
+    and a moved one could not read its own."""
+    import shutil
+
+    original = tmp_path / "clone"
+    original.mkdir()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.chdir(original)
+    (original / "a.txt").write_text("first")
+    with tracking.start_run("prepare") as first:
+        first.log_artifact(original / "a.txt")
+    assert (original / "mlflow.db").is_file() and list((original / "mlartifacts").rglob("a.txt"))
+
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    monkeypatch.chdir(copy)
+    (copy / "b.txt").write_text("second")
+    with pytest.warns(RuntimeWarning, match="moved or copied"):
+        with tracking.start_run("prepare") as second:
+            second.log_artifact(copy / "b.txt")
+    assert not list((original / "mlartifacts").rglob("b.txt"))  # the original clone is untouched
+    assert list((copy / "mlartifacts").rglob("b.txt"))
+    shutil.rmtree(original)  # as after a move: the copy must still read its first run's artifact
+    client = _client(tracking.default_uri())
+    got = client.download_artifacts(first.run_id, "a.txt", str(tmp_path))
+    assert Path(got).read_text() == "first"
+    assert client.get_run(first.run_id).info.artifact_uri.startswith((copy / "mlartifacts").as_uri())
+    assert tracking.relocate_store(copy / "mlflow.db", copy) == {}  # idempotent
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_stage_runs_as_a_researcher_sees_them(tmp_path, monkeypatch, tiny_model_dir):
+    """The real stages on the tiny model: named runs, the entropy/target chart, the completions tables,
+    the inputs, and the (small) model copied into the run."""
+    from pipeline.config import load_params
+    from pipeline.stages import evaluate, train
+    from tests.train.helpers import make_workdir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    params = load_params(make_workdir(tmp_path, tiny_model_dir, **{
+        "tracking.uri": uri, "train.method": "aer", "seed": 3, "eval.models": ["trained"], "eval.n_samples": 2,
+        "eval.max_new_tokens": 16, "eval.bootstrap": 20}))
+    (tmp_path / "data/prepared/eval.jsonl").write_text((tmp_path / "data/prepared/train.jsonl").read_text())
+    train.run(params)
+    evaluate.run(params)
+    client = _client(uri)
+    runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("aer-pipeline").experiment_id])}
+    assert set(runs) == {"train-aer-s3", "evaluate-aer-s3"}
+    train_files = _artifacts(client, runs["train-aer-s3"].info.run_id)
+    assert {"charts/entropy_vs_target.png", "samples/train_completions.json", "final_model/config.json"} <= set(train_files)
+    table = json.loads(Path(client.download_artifacts(runs["train-aer-s3"].info.run_id, "samples/train_completions.json",
+                                                      str(tmp_path / "dl"))).read_text())
+    assert {"step", "completion", "reward"} <= set(table["columns"]) and table["data"]
+    assert "samples/trained_synthetic.json" in _artifacts(client, runs["evaluate-aer-s3"].info.run_id)
+    assert [d.dataset.name for d in runs["train-aer-s3"].inputs.dataset_inputs] == ["train"]

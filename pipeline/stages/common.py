@@ -13,14 +13,42 @@ from pipeline.rollout import engine_from_params  # noqa: F401
 
 
 @contextlib.contextmanager
-def stage_run(stage: str, params: Params) -> Iterator[tracking.Tracker]:
-    """A tracked run for `stage` with params: the flattened config, the git SHA and, under `dvc repro`, the
-    DVC stage hash (`tracking.dvc_stage_hash`)."""
+def stage_run(stage: str, params: Params, *, run_name: str | None = None,
+              tags: dict | None = None) -> Iterator[tracking.Tracker]:
+    """A tracked run for `stage`, named `<stage>-<method>-s<seed>` and tagged with method, seed, profile
+    and DVC experiment (`run_name` / `tags` override them), sampling system metrics, with params: the
+    flattened config, the git SHA and, under `dvc repro`, the DVC stage hash (`tracking.dvc_stage_hash`);
+    the datasets the stage reads are logged as its inputs (`stage_inputs`)."""
+    method, seed = params.train.method, params.seed
     with tracking.start_run(stage, experiment=params.tracking.experiment, uri=params.tracking.uri,
-                            enabled=params.tracking.enabled) as tracker:
+                            enabled=params.tracking.enabled, run_name=run_name or tracking.run_name(stage, method, seed),
+                            tags={**tracking.run_tags(method, seed, params.profile), **(tags or {})},
+                            system_metrics=True, chart_every=params.train.checkpoint_every) as tracker:
         identity = {"git_sha": tracking.git_sha(), "dvc_stage_hash": tracking.dvc_stage_hash()}
         tracker.log_params({**flatten(to_dict(params)), **{k: v for k, v in identity.items() if v}})
+        for name, source, context in stage_inputs(stage, params):
+            tracker.log_input(source, name, context)
         yield tracker
+
+
+def stage_inputs(stage: str, params: Params) -> list[tuple[str, str, str]]:
+    """(name, local path or hub id, context) of the datasets `stage` reads: the prepared training split
+    for the stages that sample prompts from it, every benchmark for `evaluate`."""
+    from pathlib import Path
+
+    from pipeline.data.benchmarks import BENCHMARKS
+
+    prepared = Path(params.data.out_dir)
+    train_split = [("train", str(prepared / "train.jsonl"), "training")]
+    benchmarks = []
+    for bench in params.eval.benchmarks:
+        source = bench.path or (str(prepared / "eval.jsonl") if bench.name == "synthetic" else
+                                BENCHMARKS[bench.name].hub_id if bench.name in BENCHMARKS else bench.name)
+        if Path(source).is_dir() and bench.name in BENCHMARKS:
+            source = str(Path(source) / BENCHMARKS[bench.name].local_name)
+        benchmarks.append((bench.name, source, "evaluation"))
+    return {"difficulty": train_split, "entropy": train_split, "train": train_split,
+            "evaluate": benchmarks}.get(stage, [])
 
 
 def record_metrics(tracker: tracking.Tracker, path, metrics: dict) -> None:

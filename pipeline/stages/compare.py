@@ -75,6 +75,16 @@ def check_phenomena(params: Params) -> None:
                               f"Fix: use one of {', '.join(PHENOMENA)}")
 
 
+def arm_run_params(params: Params, name: str) -> dict:
+    """What distinguishes arm `name` (the overrides its cells run with, without the per-cell seed and output
+    paths): logged as the params of the arm's MLflow run."""
+    arm = params.compare.arms[name]
+    out = {"arm": name, "train.method": arm.method, **arm.overrides, "seeds": list(params.compare.seeds)}
+    if params.compare.steps is not None:
+        out["train.steps"] = params.compare.steps
+    return out
+
+
 def run(params: Params) -> dict:
     check_phenomena(params)
     c = params.compare
@@ -103,14 +113,16 @@ def run(params: Params) -> dict:
         fh.write(render_markdown(table, verdicts, h0, benchmark, labels=labels, baseline=c.baseline,
                                  phenomena=phenomena, base=base_row))
     pngs = plots(out, runs, h0, params, base)
-    with stage_run("compare", params) as parent:
+    seeds = "-".join(str(s) for s in c.seeds)
+    with stage_run("compare", params, run_name=f"compare-s{seeds}", tags={"method": "all", "seed": seeds}) as parent:
         for path in [out / "comparison.md", out / "comparison.json", *pngs]:
             parent.log_artifact(path)
         parent.log_metrics({f"phenomenon/{p['name']}": float(p["holds"]) for p in phenomena})
         for name, row in table.items():
             with start_run(f"compare/{name}", experiment=params.tracking.experiment, uri=params.tracking.uri,
-                           enabled=params.tracking.enabled, run_name=name) as child:
-                child.log_params({"arm": name, "method": c.arms[name].method, **c.arms[name].overrides})
+                           enabled=params.tracking.enabled, run_name=f"compare-{name}-s{seeds}",
+                           tags={"method": c.arms[name].method, "arm": name, "seed": seeds}) as child:
+                child.log_params(arm_run_params(params, name))
                 child.log_metrics(numeric_metrics({k: v["mean"] for k, v in row.items() if v["mean"] is not None}))
     print((out / "comparison.md").read_text())
     return report

@@ -23,6 +23,7 @@ from pipeline.eval import manifest
 from pipeline.eval.evaluate import evaluate
 from pipeline.rollout.types import SamplingConfig
 from pipeline.stages.common import load_problems, main_guard, measurement_setup, numeric_metrics, stage_run
+from pipeline.tracking import sample_rows
 from pipeline.utils.io import write_json, write_jsonl
 
 HEADLINE = ("avg@n", "pass@1", "maj@1")
@@ -61,6 +62,7 @@ def evaluate_model(params: Params, label: str, model_path: str, tracker) -> dict
                                      use_chat_template=params.model.use_chat_template, sampling=sampling,
                                      bootstrap=e.bootstrap)
             write_jsonl(out_dir / name / "samples.jsonl", rows)
+            tracker.log_table(sample_rows(out_dir / name / "samples.jsonl"), f"samples/{label}_{name}.json")
             write_json(out_dir / name / "metrics.json", metrics)
             results[name] = metrics
             tracker.log_metrics(numeric_metrics({label: {name: metrics}}))

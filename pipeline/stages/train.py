@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import torch
 
 from pipeline.config import Params
 from pipeline.stages.common import main_guard, numeric_metrics, stage_run
-from pipeline.tracking import start_run
+from pipeline.tracking import sample_rows, start_run
 from pipeline.train.distributed import init, is_main
 from pipeline.train.loop import TrainingAborted, train
 from pipeline.train.session import build_context, finish, resume
@@ -36,6 +37,9 @@ def run(params: Params) -> dict:
         metrics = finish(ctx, tracker)
         if is_main():
             tracker.log_metrics(numeric_metrics({"final": metrics}))
+            if Path(ctx.samples_path).exists():
+                tracker.log_table(sample_rows(ctx.samples_path), "samples/train_completions.json")
+            tracker.log_model(Path(params.train.out_dir) / "final", "final_model")  # a copy, or a DVC reference
     if is_main():
         print(f"train[{params.train.method}]: step {params.train.steps}, reward {last.get('reward_mean', 0):.3f}, "
               f"entropy {last.get('entropy', float('nan')):.3f}, coef {last.get('reg/coef', 0)}")

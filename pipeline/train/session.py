@@ -121,5 +121,4 @@ def finish(ctx: TrainContext, tracker) -> dict:
             Path(t.metrics_file), ctx.log.path, Path(ctx.samples_path)]:
         if Path(path).exists():
             tracker.log_artifact(path)
-    tracker.log_dir(final, "final_model")
     return metrics
