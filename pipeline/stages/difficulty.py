@@ -14,6 +14,9 @@ from pipeline.stages.common import engine_from_params, load_problems, main_guard
 from pipeline.utils import plots
 from pipeline.utils.io import write_jsonl
 
+# The params keys this stage reads (a key covers its sub-keys); dvc.yaml lists exactly these, --help shows them.
+READS = ("seed", "data.out_dir", "model.name_or_path", "model.dtype", "model.prompt_template",
+         "model.use_chat_template", "difficulty", "rollout")
 METRICS = Path("metrics/difficulty.json")
 PLOT = Path("plots/difficulty_hist.png")
 

@@ -28,6 +28,10 @@ from pipeline.train.update import UpdateSettings
 from pipeline.utils.io import atomic_dir, read_json, read_jsonl, write_json
 
 
+# The params keys this stage reads (a key covers its sub-keys); dvc.yaml lists exactly these, --help shows them.
+READS = ("seed", "data.out_dir", "difficulty.out", "model.name_or_path", "model.dtype", "model.prompt_template",
+         "model.use_chat_template", "train", "entropy", "rollout")
+
 def regularizer_from_params(params: Params, h0: dict):
     """Map params.yaml to the regularizer's explicit keyword arguments."""
     e, method = params.entropy, params.train.method
