@@ -88,7 +88,7 @@ def headline_metrics(params: Params, results: dict[str, dict]) -> dict:
     label = "trained" if "trained" in results else next(iter(results))
     out = {"method": params.train.method, "seed": params.seed, "model": label,
            "steps": train["step"] + 1 if isinstance(train.get("step"), (int, float)) else None,
-           "final_entropy_over_h0": train["entropy"] / h0 if h0 and isinstance(train.get("entropy"), float) else None}
+           "entropy/h0": train["entropy"] / h0 if h0 and isinstance(train.get("entropy"), (int, float)) else None}
     for bench, m in results[label].items():
         k = max(int(key.split("@")[1]) for key in m if key.startswith("pass@"))
         out[bench] = {"avg@n": m["avg@n"]["mean"], f"pass@{k}": m[f"pass@{k}"]["mean"]}

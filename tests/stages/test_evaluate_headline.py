@@ -30,14 +30,14 @@ def test_headline_has_method_seed_steps_entropy_ratio_and_largest_k(tmp_path):
                            "amc23": _metrics(0.05, {1: 0.05, 2: 0.08})}}
     h = headline_metrics(params, results)["headline"]
     assert h == {"method": "fixed", "seed": 7, "model": "trained", "steps": 60,
-                 "final_entropy_over_h0": pytest.approx(0.5),
+                 "entropy/h0": pytest.approx(0.5),
                  "synthetic": {"avg@n": 0.4, "pass@16": 0.9}, "amc23": {"avg@n": 0.05, "pass@2": 0.08}}
     assert headline_path(params) == tmp_path / "m" / "headline.json"
 
 
 def test_headline_without_train_metrics_or_trained_model_reports_base_and_nulls(tmp_path):
     h = headline_metrics(_params(tmp_path), {"base": {"synthetic": _metrics(0.2, {1: 0.2, 8: 0.6})}})["headline"]
-    assert h["model"] == "base" and h["steps"] is None and h["final_entropy_over_h0"] is None
+    assert h["model"] == "base" and h["steps"] is None and h["entropy/h0"] is None
     assert h["synthetic"] == {"avg@n": 0.2, "pass@8": 0.6}
 
 
