@@ -28,7 +28,7 @@ export VLLM_CPU_KVCACHE_SPACE := 1
 export DS_BUILD_OPS := 0
 export DS_ACCELERATOR := $(if $(HAS_CUDA),cuda,cpu)
 
-.PHONY: install test repro compare bench profile prefect-server serve-flows mlflow-ui clean-venv
+.PHONY: install test repro compare sweep bench profile prefect-server serve-flows mlflow-ui clean-venv
 CRON ?= 0 2 * * *
 
 install: $(STAMP)
@@ -58,6 +58,12 @@ repro: install
 # The method x seed comparison (comparison/dvc.yaml): reports/comparison.{md,json} and curves.
 compare: install
 	$(PY) -m pipeline.tracking wrap compare -- $(VENV)/bin/dvc repro comparison/dvc.yaml
+
+# Every compare.methods x compare.seeds cell as a queued DVC experiment of the root pipeline, run by one
+# queue worker (README "DVC").  Queued runs execute in a temporary copy, so MLflow is pointed at this
+# clone's store explicitly.  Follow with `dvc queue status`; results in `dvc exp show`.
+sweep: install
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} $(PY) -m pipeline.stages.queue_sweep
 
 # Prefect: a local server, and the flows served to it on a schedule (see README).
 prefect-server: install
