@@ -16,6 +16,11 @@ from pipeline.tracking import start_run
 from pipeline.utils.plots import figure, save
 from pipeline.utils.io import atomic_open, read_json, write_json
 
+# The params keys this stage reads (a key covers its sub-keys); --help shows them.
+READS = ("compare.methods", "compare.seeds", "compare.runs_dir", "compare.out_dir", "eval.benchmarks",
+         "entropy.measure.out")
+DVC_ADDRESS = "comparison/dvc.yaml:compare"
+
 
 def _plot(path: Path, series: dict, xlabel: str, ylabel: str, hline=None) -> Path:
     fig, ax = figure((6.5, 3.6))
