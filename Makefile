@@ -79,11 +79,12 @@ bench: install
 	$(PY) bench/entropy_memory.py
 	$(PY) bench/rollout.py
 
-# `make profile PROFILE=gpu` switches params.yaml to profiles/gpu.yaml (PROFILE=embedded switches back).
+# `make profile PROFILE=gpu` renders the schema defaults + the overlay profiles/gpu.yaml into params.yaml
+# (PROFILE=embedded switches back).  It refuses while params.yaml holds edits; FORCE=1 keeps them in
+# params.<profile>.local.yaml first.
 profile:
-	@test -f profiles/$(PROFILE).yaml || { echo "no profile profiles/$(PROFILE).yaml"; exit 2; }
-	cp profiles/$(PROFILE).yaml params.yaml
-	@echo "params.yaml now holds the $(PROFILE) profile"
+	@test -x $(PY) || { echo "no $(PY): run make install first"; exit 2; }
+	$(PY) -m pipeline.config.profiles $(PROFILE) $(if $(FORCE),--force)
 
 clean-venv:
 	rm -rf $(VENV)
