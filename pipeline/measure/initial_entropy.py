@@ -19,6 +19,7 @@ from pipeline.models.forward import pack, response_logprobs_entropy
 from pipeline.rl.baselines import Siren
 from pipeline.rl.entropy import clamped_entropy
 from pipeline.rollout.types import SamplingConfig
+from pipeline.utils.progress import label, progress
 
 
 @torch.no_grad()
@@ -27,7 +28,7 @@ def response_entropies(model, prompt_ids: list[list[int]], responses: list[list[
                        micro_batch: int = 16) -> dict[str, list[float]]:
     """Per response: entropy sum, token count, and (optional) SIREN selected / AEnt clamped statistics."""
     out: dict[str, list[float]] = {"sum": [], "count": [], "siren_sel": [], "siren_has": [], "aent_sum": []}
-    for s in range(0, len(responses), micro_batch):
+    for s in progress(range(0, len(responses), micro_batch), desc="entropy: teacher-forced pass", unit="batch"):
         batch = pack(prompt_ids[s:s + micro_batch], responses[s:s + micro_batch], pad_id)
         need_logits = siren is not None or aent_clamp_p is not None
         _, ent, logits = response_logprobs_entropy(model, batch, temperature=temperature, chunk_size=chunk_size,
@@ -49,7 +50,8 @@ def measure(model, tokenizer, engine, problems: Sequence[Problem], buckets: dict
             siren: Siren | None = None, aent_clamp_p: float | None = None) -> dict:
     """Sample responses with the rollout engine, then measure entropies teacher-forced."""
     prompts = [format_prompt(p.problem, template, tokenizer, use_chat_template) for p in problems]
-    completions = engine.generate(prompts, sampling)
+    with label("entropy"):
+        completions = engine.generate(prompts, sampling)
     prompt_ids, responses, owners = [], [], []
     for p, text, row in zip(problems, prompts, completions):
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -25,6 +25,7 @@ from pipeline.rollout import resolve_backend
 from pipeline.rollout.types import SamplingConfig
 from pipeline.stages.common import engine_from_params, load_problems, main_guard, numeric_metrics, stage_run
 from pipeline.utils.io import read_json, write_json, write_jsonl
+from pipeline.utils.progress import label as progress_label
 
 # The params keys this stage reads (a key covers its sub-keys); dvc.yaml lists exactly these, --help shows them.
 READS = ("seed", "data.out_dir", "model.name_or_path", "model.dtype", "model.prompt_template",
@@ -52,9 +53,10 @@ def evaluate_model(params: Params, label: str, model_path: str, tracker) -> dict
     for bench in e.benchmarks:
         problems, files[bench.name] = benchmark_problems(params, bench)
         sampling = SamplingConfig(bench.n_samples or e.n_samples, e.temperature, e.top_p, e.max_new_tokens, params.seed)
-        rows, metrics = evaluate(engine, tokenizer, problems, template=params.model.prompt_template,
-                                 use_chat_template=params.model.use_chat_template, sampling=sampling,
-                                 bootstrap=e.bootstrap)
+        with progress_label(f"evaluate {label}/{bench.name}"):
+            rows, metrics = evaluate(engine, tokenizer, problems, template=params.model.prompt_template,
+                                     use_chat_template=params.model.use_chat_template, sampling=sampling,
+                                     bootstrap=e.bootstrap)
         write_jsonl(out_dir / bench.name / "samples.jsonl", rows)
         write_json(out_dir / bench.name / "metrics.json", metrics)
         results[bench.name] = metrics
