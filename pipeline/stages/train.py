@@ -131,8 +131,9 @@ def finish(ctx: TrainContext, tracker) -> dict:
                "method": ctx.params.train.method, "target_entropy": target, "skipped_steps": ctx.skipped_steps}
     t = ctx.params.train
     write_json(t.metrics_file, metrics)
-    for path in ctx.log.plot(Path(t.log_dir) / "train", target, band) + [Path(t.metrics_file), ctx.log.path,
-                                                                          Path(ctx.samples_path)]:
+    curves = ctx.log.plot(Path(t.log_dir) / "train", target, band, method=t.method, seed=ctx.params.seed,
+                          h0=read_json(ctx.params.entropy.measure.out).get("h0"))
+    for path in curves + [Path(t.metrics_file), ctx.log.path, Path(ctx.samples_path)]:
         if Path(path).exists():
             tracker.log_artifact(path)
     tracker.log_dir(final, "final_model")
