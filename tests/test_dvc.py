@@ -200,7 +200,8 @@ class _Module:
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline"):
                 self.imports |= {a.asname or a.name: (node.module, a.name) for a in node.names}
             elif isinstance(node, ast.Import):
-                self.imports |= {a.asname or a.name: (a.name, None) for a in node.names if a.name.startswith("pipeline")}
+                self.imports |= {a.asname or a.name: (a.name, None) for a in node.names
+                                 if a.name.startswith("pipeline")}
 
     def callees(self, fn: ast.AST, roots: set[str]) -> list[tuple[str, str, set[str]]]:
         """(module, function, names bound to the params root in the callee) for calls into pipeline."""

@@ -71,10 +71,11 @@ def render(name: str, profiles_dir: Path = PROFILES_DIR) -> dict:
 def local_edits(params_path: Path, profiles_dir: Path = PROFILES_DIR) -> tuple[str | None, list[str]]:
     """(profile named in params.yaml, ['key: value (profile renders X)', ...]); a file that does not load
     or names no known profile counts as edited."""
+    from pipeline.config import load_params
+
     try:
-        raw = yaml.safe_load(Path(params_path).read_text(encoding="utf-8")) or {}
-        current = normalized(raw, str(params_path))
-    except (ConfigError, yaml.YAMLError) as exc:
+        current = to_dict(load_params(params_path))
+    except ConfigError as exc:
         return None, [f"{params_path} does not load: {exc}"]
     name = current["profile"]
     try:
@@ -118,7 +119,8 @@ _Dumper.add_representer(str, _represent_str)
 def dump(params: dict, name: str, title: str = "") -> str:
     """YAML text for rendered params (after `title`, the overlay's first comment line), a blank line before
     each section; it parses back to `params`."""
-    blocks = [yaml.dump({k: v}, Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=True) for k, v in params.items()]
+    blocks = [yaml.dump({k: v}, Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=True)
+              for k, v in params.items()]
     text = title + HEADER.format(name=name) + "".join("\n" + b if isinstance(params[k], dict) else b
                                               for k, b in zip(params, blocks))
     if normalized(yaml.safe_load(text), "rendered params") != params:  # never write what would load differently
@@ -128,7 +130,8 @@ def dump(params: dict, name: str, title: str = "") -> str:
 
 def _backup_path(params_path: Path, profile: str | None) -> Path:
     stem = f"params.{profile or 'unknown'}.local"
-    candidates = [params_path.with_name(f"{stem}.yaml")] + [params_path.with_name(f"{stem}.{i}.yaml") for i in range(1, 1000)]
+    candidates = [params_path.with_name(f"{stem}.yaml")] + [params_path.with_name(f"{stem}.{i}.yaml")
+                                                            for i in range(1, 1000)]
     return next(p for p in candidates if not p.exists())  # never overwrite an earlier backup
 
 

@@ -19,7 +19,6 @@ import numpy as np
 from pipeline.utils.io import read_json
 
 
-
 def _t975(df: float) -> float:
     """The 97.5% quantile of Student's t with `df` degrees of freedom (two-sided 95%)."""
     from scipy import stats

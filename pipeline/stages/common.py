@@ -92,7 +92,8 @@ def stage_help(module) -> str:
         flat = flatten(to_dict(params))
         source = os.environ.get("AER_PARAMS", "params.yaml")
         lines.append(f"Params it reads, with their values in {source} (profile {params.profile}):")
-        lines += [f"  {k} = {json.dumps(v)}" for k, v in flat.items() if any(k == r or k.startswith(r + ".") for r in reads)]
+        lines += [f"  {k} = {json.dumps(v)}" for k, v in flat.items()
+                  if any(k == r or k.startswith(r + ".") for r in reads)]
     except ConfigError as exc:
         flat = {}
         lines += [f"Params it reads (values unavailable: {exc}):"] + [f"  {r}" for r in reads]

@@ -41,7 +41,8 @@ def histogram_png(rows: list[dict], path: Path, *, edges, seed: int, model: str)
     for i, cut in enumerate(cuts):
         ax.axvline(cut, color="black", linestyle="--", linewidth=0.8, label="bucket edges" if i == 0 else None)
     for name, lo, hi in zip(bucket_names(edges), [bins[0], *cuts], [*cuts, bins[-1]]):
-        ax.annotate(name, ((lo + hi) / 2, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=7)
+        ax.annotate(name, ((lo + hi) / 2, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom",
+                    fontsize=7)
     ax.set_title(f"Base-model pass rate per training prompt ({model}, seed {seed}, n = {n} samples)\n", fontsize=9)
     ax.set_xlabel("base-model pass rate (fraction of n samples correct)")
     ax.set_ylabel("training prompts (count)")

@@ -79,7 +79,8 @@ class StepLog:
             if key == "entropy" and h0 is not None:
                 ax.axhline(h0, color="grey", linestyle=":", label=f"H0 = {h0:.3g} (base model)")
             if key == "entropy" and band is not None:
-                ax.axhspan(band[0], band[1], alpha=0.2, color="green", label=f"target band [{band[0]:.3g}, {band[1]:.3g}]")
+                ax.axhspan(band[0], band[1], alpha=0.2, color="green",
+                           label=f"target band [{band[0]:.3g}, {band[1]:.3g}]")
             elif key == "entropy" and target is not None:
                 ax.axhspan(0.9 * target, 1.1 * target, alpha=0.15, color="green", label="target +-10%")
             if key == "entropy" and target is not None:

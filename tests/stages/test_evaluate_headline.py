@@ -10,7 +10,8 @@ from tests.conftest import tiny_params_dict
 
 
 def _metrics(avg: float, passes: dict[int, float]) -> dict:
-    return {"avg@n": {"mean": avg, "ci95": [0, 1]}, **{f"pass@{k}": {"mean": v, "ci95": [0, 1]} for k, v in passes.items()},
+    return {"avg@n": {"mean": avg, "ci95": [0, 1]},
+            **{f"pass@{k}": {"mean": v, "ci95": [0, 1]} for k, v in passes.items()},
             "maj@1": {"mean": 0.0, "ci95": [0, 1]}, "n_problems": 3}
 
 

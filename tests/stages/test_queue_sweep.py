@@ -14,14 +14,15 @@ from tests.conftest import ROOT, tiny_params_dict
 
 def test_commands_come_from_compare_methods_and_seeds():
     params = params_from_dict(tiny_params_dict(**{
-        "compare.methods": [{"name": "grpo", "method": "none"}, {"name": "clip_higher", "method": "none", "clip_high": 0.28}],
+        "compare.methods": [{"name": "grpo", "method": "none"},
+                            {"name": "clip_higher", "method": "none", "clip_high": 0.28}],
         "compare.seeds": [4, 9], "compare.steps": 5}))
     cmds = queue_commands(params, workers=2)
     assert cmds[-1] == ["dvc", "queue", "start", "-j", "2"]
     assert cmds[0] == ["dvc", "exp", "run", "--queue", "dvc.yaml", "--name", "grpo-s4",
                        "-S", "train.method=none", "-S", "seed=4", "-S", "train.steps=5"]
-    assert cmds[3] == ["dvc", "exp", "run", "--queue", "dvc.yaml", "--name", "clip_higher-s9", "-S", "train.method=none",
-                       "-S", "seed=9", "-S", "train.clip_high=0.28", "-S", "train.steps=5"]
+    assert cmds[3] == ["dvc", "exp", "run", "--queue", "dvc.yaml", "--name", "clip_higher-s9",
+                       "-S", "train.method=none", "-S", "seed=9", "-S", "train.clip_high=0.28", "-S", "train.steps=5"]
     assert len(cmds) == 5
 
 
