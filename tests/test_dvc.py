@@ -17,6 +17,7 @@ and `profile` say where and under which label runs are logged, not what is compu
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -76,15 +77,19 @@ def covered(rel: str, deps: list[str]) -> bool:
     return any(rel == d or rel.startswith(d.rstrip("/") + "/") for d in deps)
 
 
+def imported_files(stage: dict, root: Path = ROOT) -> set[str]:
+    return {p.relative_to(root).as_posix() for m in stage_modules(stage) for p in import_closure(m, root).values()}
+
+
 def missing_deps(stage: dict, root: Path = ROOT) -> list[str]:
-    files = {p.relative_to(root).as_posix() for p in import_closure(stage_module(stage), root).values()}
-    return sorted(f for f in files - NOT_AN_INPUT_FILES if not covered(f, stage["deps"]))
+    return sorted(f for f in imported_files(stage, root) - NOT_AN_INPUT_FILES if not covered(f, stage["deps"]))
 
 
-def stage_module(stage: dict) -> str:
-    cmd = stage["cmd"].split()
-    assert cmd[:3] == ["python", "-m", cmd[2]] and cmd[2].startswith("pipeline.stages."), stage["cmd"]
-    return cmd[2]
+def stage_modules(stage: dict) -> list[str]:
+    """Every `pipeline.stages.<name>` the command runs (a launcher wrapper and the stage it starts)."""
+    modules = re.findall(r"\bpipeline\.stages\.\w+", stage["cmd"])
+    assert modules, f"stage command {stage['cmd']!r} runs no pipeline.stages module"
+    return modules
 
 
 def load_stages(path: Path = ROOT / "dvc.yaml") -> dict:
@@ -103,7 +108,7 @@ def test_stage_deps_cover_every_imported_library_file(name):
 @pytest.mark.parametrize("name", list(STAGES))
 def test_stage_lists_no_library_dep_it_does_not_import(name):
     stage = STAGES[name]
-    files = {p.relative_to(ROOT).as_posix() for p in import_closure(stage_module(stage)).values()}
+    files = imported_files(stage)
     stale = [d for d in stage["deps"] if d.startswith("pipeline") and not any(covered(f, [d]) for f in files)]
     assert not stale, f"dvc.yaml stage {name!r} depends on {stale}, which it never imports (needless re-runs)"
 
@@ -116,6 +121,12 @@ def test_regression_deps_missed_utils_so_a_seeding_change_did_not_retrain(tmp_pa
                                            for p in import_closure("pipeline.stages.train").values()}
     stage = {**STAGES["train"], "deps": [d for d in STAGES["train"]["deps"] if d != "pipeline/utils"]}
     assert "pipeline/utils/seeding.py" in missing_deps(stage)
+
+
+def test_a_launcher_command_counts_the_stage_it_starts():
+    stage = {"cmd": "python -m pipeline.stages.launch --nproc 2 -m pipeline.stages.train", "deps": []}
+    assert stage_modules(stage) == ["pipeline.stages.launch", "pipeline.stages.train"]
+    assert "pipeline/train/loop.py" in missing_deps(stage)  # found through the started stage's imports
 
 
 def test_import_closure_follows_function_level_and_relative_imports(tmp_path):
@@ -249,10 +260,13 @@ def stage_reads(module: str, root: Path = ROOT) -> set[str]:
     return {r for r in reads if r.split(".")[0] not in NOT_AN_INPUT_KEYS}
 
 
-def declared_reads(module: str) -> tuple[str, ...]:
+def declared_reads(*modules: str) -> tuple[str, ...]:
+    """The READS of the given modules (a launcher declares none; the stage it starts does)."""
     import importlib
 
-    return importlib.import_module(module).READS
+    found = [importlib.import_module(m) for m in modules]
+    assert any(hasattr(m, "READS") for m in found), f"none of {modules} declares READS"
+    return tuple(dict.fromkeys(k for m in found for k in getattr(m, "READS", ())))
 
 
 def _prefix(a: str, b: str) -> bool:
@@ -264,8 +278,8 @@ def _prefix(a: str, b: str) -> bool:
 def test_dvc_params_are_the_keys_the_stage_declares(name):
     listed = STAGES[name].get("params", [])
     assert all(isinstance(k, str) for k in listed), f"stage {name}: params must be keys of params.yaml"
-    assert sorted(listed) == sorted(declared_reads(stage_module(STAGES[name]))), \
-        f"dvc.yaml params of {name!r} differ from {stage_module(STAGES[name])}.READS"
+    assert sorted(listed) == sorted(declared_reads(*stage_modules(STAGES[name]))), \
+        f"dvc.yaml params of {name!r} differ from READS of {stage_modules(STAGES[name])}"
 
 
 ENTRY_POINTS = sorted(f"pipeline.stages.{p.stem}" for p in (ROOT / "pipeline/stages").glob("*.py")
@@ -286,8 +300,8 @@ def test_declared_sections_are_read_in_full(name):
     from pipeline.config import Params, flatten, to_dict
 
     leaves = list(flatten(to_dict(Params())))
-    reads = stage_reads(stage_module(STAGES[name]))
-    for key in declared_reads(stage_module(STAGES[name])):
+    reads = set().union(*(stage_reads(m) for m in stage_modules(STAGES[name])))
+    for key in declared_reads(*stage_modules(STAGES[name])):
         under = [leaf for leaf in leaves if _prefix(key, leaf)]
         assert under, f"stage {name!r} declares {key!r}, which is no key of the schema"
         if (name, key) in WHOLE_BY_DESIGN:
