@@ -242,6 +242,15 @@ def stage_reads(module: str, root: Path = ROOT) -> set[str]:
             modules[name] = _Module(name, root) if module_file(name, root) else None
         return modules[name]
 
+    def resolve(mod_name: str, fn_name: str) -> tuple[_Module | None, str]:
+        """Where `fn_name` is defined, following re-exports (`from pipeline.x import f` in a module)."""
+        mod = get(mod_name)
+        while mod is not None and fn_name not in mod.functions and fn_name in mod.imports:
+            source, name = mod.imports[fn_name]
+            mod, fn_name = get(source), name or fn_name
+        return mod, fn_name
+
+    # work items: (module, function, names bound to the params root there)
     todo = [(module, fn, frozenset({"params"})) for fn in get(module).functions]
     seen, reads = set(), set()
     while todo:
@@ -253,10 +262,12 @@ def stage_reads(module: str, root: Path = ROOT) -> set[str]:
         fn = mod.functions[key[1]]
         reads |= function_reads(fn, set(key[2]))
         for callee_mod, callee, positions in mod.callees(fn, set(key[2])):
-            target = get(callee_mod)
-            args = target.functions[callee].args.args if target and callee in target.functions else []
+            target, callee = resolve(callee_mod, callee)
+            if target is None or callee not in target.functions:
+                continue
+            args = target.functions[callee].args.args
             roots = {"params"} | {args[i].arg for i in positions if i < len(args)}
-            todo.append((callee_mod, callee, frozenset(roots)))
+            todo.append((target.name, callee, frozenset(roots)))
     return {r for r in reads if r.split(".")[0] not in NOT_AN_INPUT_KEYS}
 
 
@@ -315,8 +326,9 @@ def test_params_reading_follows_aliases_calls_and_loops(tmp_path):
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
     (pkg / "helper.py").write_text("def engine(cfg, x):\n    return cfg.rollout.batch_size\n")
+    (pkg / "common.py").write_text("from pipeline.helper import engine  # re-exported\n")
     (pkg / "stage.py").write_text(
-        "from pipeline.helper import engine\n"
+        "from pipeline.common import engine\n"
         "def run(params):\n"
         "    d = params.difficulty\n"
         "    a, b = params.eval, params.train.steps\n"
