@@ -4,8 +4,9 @@ one queue worker.
     python -m pipeline.stages.queue_sweep            # dvc exp run --queue ... per cell, then dvc queue start -j 1
     python -m pipeline.stages.queue_sweep --dry-run  # print the commands only
 
-The cells come from params.yaml's `compare.methods` (name, method, optional clip_high) and `compare.seeds`
-(and `compare.steps` when set), the same lists `make compare` reads, so there is no second method list.
+The cells come from params.yaml's `compare.methods` and `compare.seeds`, with the overrides of `make
+compare`'s cells (`sweep_run.cell_overrides`: method, seed, the entry's own keys, `compare.steps`) minus
+their run-dir paths, so there is no second method list.
 Each experiment is the whole root pipeline with `-S` overrides; `seed` is the pipeline seed, so a new seed
 also re-runs prepare, base_model, difficulty and entropy (`make compare` keeps those fixed and varies
 only training).  Results: `dvc exp show`; progress: `dvc queue status`, `dvc queue logs <name>`.
@@ -13,27 +14,34 @@ only training).  Results: `dvc exp show`; progress: `dvc queue status`, `dvc que
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 from pipeline.config import ConfigError, Params, load_params
+from pipeline.stages.sweep_run import cell_overrides
+
+
+# A comparison cell writes into its own run dir; an experiment keeps the pipeline's paths.
+CELL_ONLY = ("train.out_dir", "train.log_dir", "train.metrics_file", "eval.out_dir", "eval.metrics_file", "eval.models")
+
+
+def _value(value) -> str:
+    """A `-S key=value` value: strings as they are, anything else as YAML/JSON (true, null, 0.28, [1, 2])."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def queue_commands(params: Params, workers: int = 1) -> list[list[str]]:
-    """One `dvc exp run --queue` per compare.methods entry x compare.seeds, then `dvc queue start`."""
-    c = params.compare
+    """One `dvc exp run --queue` per compared entry x seed (the overrides of `make compare`'s cell, minus
+    its run-dir paths), then `dvc queue start`."""
     out = []
-    for entry in c.methods:
-        for seed in c.seeds:
-            sets = {"train.method": entry.method, "seed": seed}
-            if entry.clip_high is not None:
-                sets["train.clip_high"] = entry.clip_high
-            if c.steps is not None:
-                sets["train.steps"] = c.steps
-            cmd = ["dvc", "exp", "run", "--queue", "dvc.yaml", "--name", f"{entry.name}-s{seed}"]
-            out.append(cmd + [arg for key, value in sets.items() for arg in ("-S", f"{key}={value}")])
+    for name in [m.name for m in params.compare.methods]:
+        for seed in params.compare.seeds:
+            sets = {k: v for k, v in cell_overrides(params, name, seed).items() if k not in CELL_ONLY}
+            cmd = ["dvc", "exp", "run", "--queue", "dvc.yaml", "--name", f"{name}-s{seed}"]
+            out.append(cmd + [arg for key, value in sets.items() for arg in ("-S", f"{key}={_value(value)}")])
     return out + [["dvc", "queue", "start", "-j", str(workers)]]
 
 

@@ -20,9 +20,10 @@ def test_commands_come_from_compare_methods_and_seeds():
     cmds = queue_commands(params, workers=2)
     assert cmds[-1] == ["dvc", "queue", "start", "-j", "2"]
     assert cmds[0] == ["dvc", "exp", "run", "--queue", "dvc.yaml", "--name", "grpo-s4",
-                       "-S", "train.method=none", "-S", "seed=4", "-S", "train.steps=5"]
+                       "-S", "seed=4", "-S", "train.method=none", "-S", "train.steps=5"]
     assert cmds[3] == ["dvc", "exp", "run", "--queue", "dvc.yaml", "--name", "clip_higher-s9",
-                       "-S", "train.method=none", "-S", "seed=9", "-S", "train.clip_high=0.28", "-S", "train.steps=5"]
+                       "-S", "seed=9", "-S", "train.method=none", "-S", "train.clip_high=0.28", "-S", "train.steps=5"]
+    assert not any(a.startswith(("train.out_dir", "eval.")) for c in cmds for a in c)  # the pipeline's own paths
     assert len(cmds) == 5
 
 
@@ -42,5 +43,5 @@ def test_make_sweep_runs_the_queue_builder_and_dry_run_prints_the_commands(tmp_p
                          env={**os.environ, "AER_PARAMS": str(params), "PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["dvc exp run --queue dvc.yaml --name aer-s3 -S train.method=aer -S seed=3",
+    assert out.stdout.splitlines() == ["dvc exp run --queue dvc.yaml --name aer-s3 -S seed=3 -S train.method=aer",
                                        "dvc queue start -j 1"]
