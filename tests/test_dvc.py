@@ -197,6 +197,8 @@ def function_reads(fn: ast.AST, roots: set[str]) -> set[str]:
             continue
         chain = _chain(node)
         path = _resolve(chain, aliases, roots) if chain else None
+        if path and isinstance(parent, ast.Call) and parent.func is node:
+            path = path[:-1]  # `x.items()` calls a method: it reads x whole
         if path:
             reads.add(".".join(path))
     return reads
@@ -335,6 +337,8 @@ def test_params_reading_follows_aliases_calls_and_loops(tmp_path):
         "    for bench in a.benchmarks:\n"
         "        print(bench.name)\n"
         "    engine(params, 1)\n"
-        "    use(d.n_samples, b, params.data, ctx.params.seed, params.tracking.uri)\n")
+        "    use(d.n_samples, b, params.data, ctx.params.seed, params.tracking.uri)\n"
+        "    params.items(), params.model.tiny.keys()\n")
     assert stage_reads("pipeline.stage", tmp_path) == {"difficulty.n_samples", "train.steps", "eval.benchmarks",
-                                                       "eval.benchmarks.name", "rollout.batch_size", "data", "seed"}
+                                                       "eval.benchmarks.name", "rollout.batch_size", "data", "seed",
+                                                       "model.tiny"}
