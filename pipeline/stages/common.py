@@ -89,7 +89,7 @@ def stage_help(module) -> str:
     lines = [f"usage: python -m {name} [--set key=value ...]", "", (module.__doc__ or "").strip(), ""]
     try:
         params = load_params()
-        flat = flatten(to_dict(params))
+        flat = help_leaves(to_dict(params))
         source = os.environ.get("AER_PARAMS", "params.yaml")
         lines.append(f"Params it reads, with their values in {source} (profile {params.profile}):")
         lines += [f"  {k} = {json.dumps(v)}" for k, v in flat.items()
@@ -112,6 +112,15 @@ def stage_help(module) -> str:
     width = max(len(cmd) for cmd, _ in examples)
     lines += ["", "Examples:"] + [f"  {cmd.ljust(width)}  # {why}" for cmd, why in examples]
     return "\n".join(lines)
+
+
+def help_leaves(d: dict, prefix: str = "") -> dict:
+    """`flatten`, keeping an empty mapping as a value (an empty section is still a key a stage reads)."""
+    out = {}
+    for key, value in d.items():
+        full = f"{prefix}.{key}" if prefix else key
+        out.update(help_leaves(value, full) if isinstance(value, dict) and value else {full: value})
+    return out
 
 
 def load_problems(path) -> list:

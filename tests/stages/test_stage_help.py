@@ -9,8 +9,8 @@ import sys
 import pytest
 import yaml
 
-from pipeline.config import flatten, load_params, to_dict
-from pipeline.stages.common import cli_preamble, stage_help
+from pipeline.config import load_params, to_dict
+from pipeline.stages.common import cli_preamble, help_leaves, stage_help
 from tests.conftest import ROOT, tiny_params_dict
 
 ENTRY_POINTS = sorted(p.stem for p in (ROOT / "pipeline/stages").glob("*.py") if "main_guard(run)" in p.read_text())
@@ -28,12 +28,16 @@ def test_help_names_the_stage_its_keys_with_values_and_examples(name, monkeypatc
     text = stage_help(module)
     assert text.startswith(f"usage: python -m pipeline.stages.{name}")
     assert module.__doc__.strip().splitlines()[0] in text
-    flat = flatten(to_dict(load_params(ROOT / "params.yaml")))
+    flat = help_leaves(to_dict(load_params(ROOT / "params.yaml")))
     assert module.READS, f"pipeline.stages.{name} declares no READS"
     for key in module.READS:
         leaves = [k for k in flat if k == key or k.startswith(key + ".")]
         assert leaves and all(f"\n  {k} = " in text for k in leaves), f"--help of {name} misses {key}"
     assert "Examples:" in text and f"python -m pipeline.stages.{name} --set " in text
+
+
+def test_help_leaves_keep_empty_sections():
+    assert help_leaves({"a": {"b": 1, "c": {}}, "d": []}) == {"a.b": 1, "a.c": {}, "d": []}
 
 
 def test_regression_help_was_rejected_as_an_unexpected_argument(tmp_path):
