@@ -28,7 +28,7 @@ export VLLM_CPU_KVCACHE_SPACE := 1
 export DS_BUILD_OPS := 0
 export DS_ACCELERATOR := $(if $(HAS_CUDA),cuda,cpu)
 
-.PHONY: install test repro compare compare-short bench profile download prefect-server serve-flows mlflow-ui clean-venv
+.PHONY: install test repro compare compare-short sweep bench profile download prefect-server serve-flows mlflow-ui clean-venv
 CRON ?= 0 2 * * *
 TIMEZONE ?= UTC
 
@@ -72,6 +72,12 @@ compare: install
 compare-short: install
 	$(PY) -m pipeline.stages.compare_cells --short --jobs $(JOBS)
 
+# Every compare.methods x compare.seeds cell as a queued DVC experiment of the root pipeline, run by one
+# queue worker (README "DVC").  Queued runs execute in a temporary copy, so MLflow is pointed at this
+# clone's store explicitly.  Follow with `dvc queue status`; results in `dvc exp show`.
+sweep: install
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} $(PY) -m pipeline.stages.queue_sweep
+
 # Prefect: a local server, and the flows served to it on a schedule (see README).
 prefect-server: install
 	$(VENV)/bin/prefect server start --host 127.0.0.1
@@ -88,11 +94,12 @@ bench: install
 	$(PY) bench/entropy_memory.py
 	$(PY) bench/rollout.py
 
-# `make profile PROFILE=gpu` switches params.yaml to profiles/gpu.yaml (PROFILE=embedded switches back).
+# `make profile PROFILE=gpu` renders the schema defaults + the overlay profiles/gpu.yaml into params.yaml
+# (PROFILE=embedded switches back).  It refuses while params.yaml holds edits; FORCE=1 keeps them in
+# params.<profile>.local.yaml first.
 profile:
-	@test -f profiles/$(PROFILE).yaml || { echo "no profile profiles/$(PROFILE).yaml"; exit 2; }
-	cp profiles/$(PROFILE).yaml params.yaml
-	@echo "params.yaml now holds the $(PROFILE) profile"
+	@test -x $(PY) || { echo "no $(PY): run make install first"; exit 2; }
+	$(PY) -m pipeline.config.profiles $(PROFILE) $(if $(FORCE),--force)
 
 clean-venv:
 	rm -rf $(VENV)

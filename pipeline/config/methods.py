@@ -24,9 +24,9 @@ class FixedCfg:
 class AerCfg:
     tau: float = fld(0.4, gt=0.0, fix="the target entropy is tau * H0; use a ratio such as 0.4")
     alpha_init: float = fld(0.0, ge=0.0)
-    lr: float = fld(0.02, gt=0.0, fix="use a positive controller gain such as 0.02")
+    lr: float = fld(2.0, gt=0.0, fix="use a positive controller gain such as 0.02")
     alpha_min: float = fld(0.0, ge=0.0)
-    alpha_max: float = fld(0.05, gt=0.0)
+    alpha_max: float = fld(0.5, gt=0.0)
     weight_mode: Literal["linear", "threshold"] = "linear"
     threshold: float = fld(0.5, ge=0.0, le=1.0)
     ema_blend: float = fld(0.0, ge=0.0, le=1.0, fix="0 uses base pass rates only; 1 uses only online accuracy")
@@ -45,9 +45,9 @@ class AerCfg:
 class AentCfg:
     lambda_init: float = fld(2e-3, ge=0.0)
     clamp_p: float = fld(0.33, ge=0.0, lt=1.0)
-    h_low: float = fld(0.15, ge=0.0)
-    h_high: float = fld(0.24, ge=0.0)
-    relative: bool = False
+    h_low: float = fld(0.3, ge=0.0)
+    h_high: float = fld(0.5, ge=0.0)
+    relative: bool = True
     beta: float = fld(2e-3, gt=0.0)
     warmup_steps: int = fld(30, ge=0)
     lambda_low: float = fld(6e-4, ge=0.0)
@@ -73,8 +73,8 @@ class SirenCfg:
 
 @dataclass(frozen=True)
 class SkyworkCfg:
-    target: float = fld(0.2, gt=0.0)
-    relative: bool = False
+    target: float = fld(0.4, gt=0.0)
+    relative: bool = True
     coef_init: float = fld(0.0, ge=0.0)
     delta: float = fld(1e-4, gt=0.0)
     coef_min: float = fld(0.0, ge=0.0)

@@ -1,10 +1,11 @@
 """The params.yaml schema: one frozen dataclass per section, plus cross-field rules.
 
 Sections mirror params.yaml: seed, data, model, difficulty, entropy, train, rollout, eval, compare,
-tracking, hub (what `make download` fetches, pinned to hub revisions).  Defaults here equal the embedded CPU
-default; `profiles/gpu.yaml` overrides them for the real setup.  The method list and the `entropy.<method>`
-sections come from the method registry (`pipeline.config.methods`): each method brings its own config
-dataclass.
+tracking, hub (what `make download` fetches, pinned to hub revisions).  Defaults here ARE the embedded CPU
+default: params.yaml is rendered from them plus an overlay `profiles/<name>.yaml`
+(pipeline/config/profiles.py; tests/config/test_profiles.py keeps them equal).  The method list and the
+`entropy.<method>` sections come from the method registry (`pipeline.config.methods`): each method brings
+its own config dataclass.
 """
 from __future__ import annotations
 
@@ -119,7 +120,7 @@ class DifficultyCfg:
     bucket_edges: tuple[float, ...] = fld(factory=lambda: (0.25, 0.5, 0.75), gt=0.0, lt=1.0,
                                           fix="use increasing pass-rate edges strictly inside (0, 1)")
     drop_always_solved: bool = False
-    drop_never_solved: bool = False
+    drop_never_solved: bool = True  # no learning signal from prompts the base model never solves
     max_prompts: Optional[int] = fld(None, ge=1)
     out: str = "data/difficulty/pass_rates.jsonl"
 
@@ -228,8 +229,15 @@ class ArmCfg:
 
 
 def _default_arms() -> dict[str, ArmCfg]:
-    return {"grpo": ArmCfg("none"), "fixed": ArmCfg("fixed"), "aer": ArmCfg("aer"), "aent": ArmCfg("aent"),
-            "siren": ArmCfg("siren"), "clip_higher": ArmCfg("none", {"train.clip_high": 0.28})}
+    """Every method as its authors run it (Clip-Cov with its recipe's clip bounds 1 / 1, SIREN on Dr.GRPO),
+    plus a large fixed bonus (`fixed_high`) that shows what an uncontrolled entropy bonus does."""
+    return {"grpo": ArmCfg("none"), "fixed": ArmCfg("fixed"),
+            "fixed_high": ArmCfg("fixed", {"entropy.fixed.beta": 0.07}), "aer": ArmCfg("aer"),
+            "aent": ArmCfg("aent"),
+            "siren": ArmCfg("siren", {"train.agg_mode": "seq-mean-token-sum-norm", "train.scale_by_std": False}),
+            "skywork": ArmCfg("skywork"), "clip_higher": ArmCfg("none", {"train.clip_high": 0.28}),
+            "clip_cov": ArmCfg("clip_cov", {"train.clip_low": 1.0, "train.clip_high": 1.0}),
+            "kl_cov": ArmCfg("kl_cov")}
 
 
 @dataclass(frozen=True)
@@ -251,7 +259,10 @@ class CompareCfg:
     steps: Optional[int] = fld(None, ge=1, fix="null trains as long as train.steps")
     short_steps: int = fld(20, ge=1, fix="training steps of `make compare-short` (one seed, untracked)")
     baseline: str = "grpo"
-    phenomena: dict[str, PhenomenonCfg] = fld(factory=dict)
+    phenomena: dict[str, PhenomenonCfg] = fld(factory=lambda: {
+        "grpo_gain": PhenomenonCfg("grpo", 0.10), "grpo_collapse": PhenomenonCfg("grpo", 0.35),
+        "fixed_explosion": PhenomenonCfg("fixed_high", 1.5),
+        "aer_tracking": PhenomenonCfg("aer", 0.10, reference="grpo", ma_threshold=0.20, window=5)})
     runs_dir: str = "runs"
     out_dir: str = "reports"
 
@@ -284,7 +295,7 @@ class HubCfg:
 @dataclass(frozen=True)
 class Params:
     seed: int = fld(1234, ge=0)
-    profile: Literal["embedded", "gpu", "gpu-smoke"] = "embedded"
+    profile: str = fld("embedded", fix="name a file of profiles/ (see `make profile`)")  # set by the renderer
     data: DataCfg = fld(factory=DataCfg)
     model: ModelCfg = fld(factory=ModelCfg)
     difficulty: DifficultyCfg = fld(factory=DifficultyCfg)

@@ -3,7 +3,9 @@
 For each method: final entropy / H0, held-out accuracy overall and per difficulty level, pass@k and
 maj@k (all from the trained model's evaluation), as mean and 95% Student-t interval over seeds; the
 step curves (entropy, coefficient, accuracy) are averaged over seeds.  The report says plainly
-whether each method beats GRPO (CI of the difference in means excluding zero) or not.
+whether each method beats GRPO (Welch's 95% interval of the difference in means excluding zero) or not.
+Quantiles come from scipy.stats.t (exact for any number of seeds; Welch-Satterthwaite degrees of
+freedom for the difference, which does not assume equal variances across methods).
 """
 from __future__ import annotations
 
@@ -16,17 +18,35 @@ import numpy as np
 
 from pipeline.utils.io import read_json
 
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+def _t975(df: float) -> float:
+    """The 97.5% quantile of Student's t with `df` degrees of freedom (two-sided 95%)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, df))
 
 
 def mean_ci(values: list[float]) -> dict:
+    """Mean and two-sided 95% Student-t interval (n - 1 df) over the finite values; n = 1 gives a point."""
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=float)
     if v.size == 0:
         return {"mean": None, "ci95": [None, None], "n": 0}
     if v.size == 1:
         return {"mean": float(v[0]), "ci95": [float(v[0]), float(v[0])], "n": 1}
-    half = _T95.get(v.size - 1, 1.96) * v.std(ddof=1) / math.sqrt(v.size)
+    half = _t975(v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
     return {"mean": float(v.mean()), "ci95": [float(v.mean() - half), float(v.mean() + half)], "n": int(v.size)}
+
+
+def welch_interval(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Welch's 95% interval for mean(a) - mean(b) (Welch 1947; Satterthwaite df).  Both need >= 2 values."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    diff = float(a.mean() - b.mean())
+    if va + vb == 0:  # no spread in either sample: the interval is the point itself
+        return diff, diff
+    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    half = _t975(df) * math.sqrt(va + vb)
+    return diff - half, diff + half
 
 
 def load_run(run_dir: Path, benchmark: str, suffixes: tuple[str, ...] = ()) -> dict:
@@ -58,15 +78,14 @@ def summarise_method(runs: list[dict], h0: float) -> dict:
 
 
 def beats(a: list[float], b: list[float]) -> Optional[bool]:
-    """True/False when the CI of mean(a) - mean(b) excludes 0 above/below; None when it contains 0."""
+    """True/False when Welch's 95% interval of mean(a) - mean(b) excludes 0 above/below; None when it
+    contains 0 or either side has fewer than 2 values."""
     if len(a) < 2 or len(b) < 2:
         return None
-    diff = np.mean(a) - np.mean(b)
-    se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
-    half = _T95.get(min(len(a), len(b)) - 1, 1.96) * se
-    if diff - half > 0:
+    lo, hi = welch_interval(a, b)
+    if lo > 0:
         return True
-    if diff + half < 0:
+    if hi < 0:
         return False
     return None
 

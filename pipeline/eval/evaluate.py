@@ -18,6 +18,7 @@ from pipeline.data.schema import Problem
 from pipeline.eval.metrics import bootstrap_ratio_ci, pass_at_k
 from pipeline.rewards import answers_equivalent, score_batch
 from pipeline.rollout.types import SamplingConfig
+from pipeline.utils.progress import label
 
 
 def ks_for(n: int) -> list[int]:
@@ -80,7 +81,8 @@ def evaluate(engine, tokenizer, problems: Sequence[Problem], *, template: str, u
              sampling: SamplingConfig, bootstrap: int) -> tuple[list[dict], dict]:
     """Sample, grade and summarise one benchmark; returns (per-sample rows, metrics incl. per level)."""
     prompts = [format_prompt(p.problem, template, tokenizer, use_chat_template) for p in problems]
-    completions = engine.generate(prompts, sampling)
+    with label("evaluate"):
+        completions = engine.generate(prompts, sampling)
     flat = [c for row in completions for c in row]
     results = score_batch([c.text for c in flat], [p.answer for p in problems for _ in range(sampling.n)])
     rows = sample_rows(problems, completions, results)

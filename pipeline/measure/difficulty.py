@@ -15,6 +15,7 @@ from pipeline.data.prompts import format_prompt
 from pipeline.data.schema import Problem
 from pipeline.rewards import score_batch
 from pipeline.rollout.types import SamplingConfig
+from pipeline.utils.progress import label, progress
 
 
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -57,18 +58,22 @@ def estimate(engine, tokenizer, problems: Sequence[Problem], *, template: str, u
     correct: list[int] = []
     statuses: Counter = Counter()
     truncated = 0
+    bar = progress(total=len(problems), desc="difficulty", unit="prompt")
     for s in range(0, len(problems), prompts_per_call):
         chunk = problems[s:s + prompts_per_call]
         prompts = [format_prompt(p.problem, template, tokenizer, use_chat_template) for p in chunk]
         # a different seed stream per chunk keeps the samples of prompt i independent of chunking order
-        out = engine.generate(prompts, SamplingConfig(sampling.n, sampling.temperature, sampling.top_p,
-                                                      sampling.max_new_tokens, sampling.seed + s))
+        with label("difficulty"):
+            out = engine.generate(prompts, SamplingConfig(sampling.n, sampling.temperature, sampling.top_p,
+                                                          sampling.max_new_tokens, sampling.seed + s))
         flat = [c for row in out for c in row]
         results = score_batch([c.text for c in flat], [p.answer for p in chunk for _ in range(sampling.n)])
         statuses.update(r.status for r in results)
         truncated += sum(c.finish_reason == "length" for c in flat)
         for i in range(len(chunk)):
             correct.append(int(sum(r.score for r in results[i * sampling.n:(i + 1) * sampling.n])))
+        bar.update(len(chunk))
+    bar.close()
     rows = pass_rate_rows(problems, correct, sampling.n, edges, drop_always_solved=drop_always_solved,
                           drop_never_solved=drop_never_solved)
     return rows, summarise(rows, statuses, truncated, sampling.n, edges)

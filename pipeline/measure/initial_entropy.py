@@ -19,6 +19,7 @@ from pipeline.eval.metrics import bootstrap_ratio_ci
 from pipeline.models.forward import pack, response_logprobs_entropy
 from pipeline.rl.methods.base import Denoms, RegInputs
 from pipeline.rollout.types import SamplingConfig
+from pipeline.utils.progress import label, progress
 
 
 @torch.no_grad()
@@ -30,7 +31,7 @@ def response_entropies(model, prompt_ids: list[list[int]], responses: list[list[
     anchors = anchors or {}
     heads = {name: fn for cls, cfg in anchors.values() for name, fn in cls.anchor_heads(cfg).items()}
     out: dict = {"sum": [], "count": [], "anchors": {}}
-    for s in range(0, len(responses), micro_batch):
+    for s in progress(range(0, len(responses), micro_batch), desc="entropy: teacher-forced pass", unit="batch"):
         batch = pack(prompt_ids[s:s + micro_batch], responses[s:s + micro_batch], pad_id)
         _, ent, extra = response_logprobs_entropy(model, batch, temperature=temperature, chunk_size=chunk_size,
                                                   heads=heads)
@@ -50,7 +51,8 @@ def measure(model, tokenizer, engine, problems: Sequence[Problem], buckets: dict
             anchors: dict | None = None) -> dict:
     """Sample responses with the rollout engine, then measure entropies teacher-forced."""
     prompts = [format_prompt(p.problem, template, tokenizer, use_chat_template) for p in problems]
-    completions = engine.generate(prompts, sampling)
+    with label("entropy"):
+        completions = engine.generate(prompts, sampling)
     prompt_ids, responses, owners = [], [], []
     for p, text, row in zip(problems, prompts, completions):
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]

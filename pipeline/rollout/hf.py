@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 
 from pipeline.rollout.types import Completion, SamplingConfig, sample_seed
+from pipeline.utils.progress import progress
 
 
 def _filter_top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -87,6 +88,7 @@ class HFEngine:
         results: list[list[Completion | None]] = [[None] * cfg.n for _ in prompts]
         was_training = self.model.training
         self.model.eval()
+        bar = progress(total=len(jobs), desc="rollout", unit="sample", leave=False)
         for s in range(0, len(jobs), self.batch_size):
             chunk = jobs[s:s + self.batch_size]
             rows = sample_batch(self.model, [enc[i] for i, _, _ in chunk], [seed for _, _, seed in chunk],
@@ -95,6 +97,8 @@ class HFEngine:
             for (i, j, seed), (toks, lps, finish) in zip(chunk, rows):
                 text = self.tokenizer.decode(toks, skip_special_tokens=True)
                 results[i][j] = Completion(tuple(toks), text, tuple(lps), finish, seed)
+            bar.update(len(chunk))
+        bar.close()
         self.model.train(was_training)
         return results  # type: ignore[return-value]
 

@@ -25,6 +25,9 @@ from pipeline.models.tokenizer import train_tokenizer
 from pipeline.stages.common import main_guard, record_metrics, stage_run
 from pipeline.utils.io import atomic_dir, read_jsonl, write_json
 
+# The params keys this stage reads (a key covers its sub-keys); dvc.yaml lists exactly these, --help shows them.
+READS = ("seed", "data.out_dir", "model.name_or_path", "model.build_tiny", "model.prompt_template", "model.tiny",
+         "model.sft", "model.dtype", "model.init_config")
 METRICS = Path("metrics/base_model.json")
 
 

@@ -1,4 +1,4 @@
-"""What every stage entry point shares: params loading, the tracked run, and uniform error output."""
+"""What every stage entry point shares: params loading, the tracked run, uniform error output and `--help`."""
 from __future__ import annotations
 
 import contextlib
@@ -87,11 +87,70 @@ def parse_overrides(argv: list[str]) -> dict:
 def main_guard(fn) -> None:
     """Run a stage main; config and input errors print one clear line and exit 2 (no traceback)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if cli_preamble(sys.argv[1:], fn):
+        return
     try:
         fn(load_params(overrides=parse_overrides(sys.argv[1:])))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def cli_preamble(argv: list[str], fn) -> bool:
+    """Before a stage loads params: answer `-h/--help` (True: nothing else to do), and warn when DVC runs the
+    stage with $AER_PARAMS set (DVC tracks params.yaml, so the stage's real inputs would go unrecorded)."""
+    if os.environ.get("AER_PARAMS") and os.environ.get("DVC_STAGE"):
+        print(f"warning: AER_PARAMS={os.environ['AER_PARAMS']} replaces params.yaml for this run, but DVC tracks "
+              "params.yaml: dvc.lock will record values this stage did not use. Unset AER_PARAMS under dvc repro.",
+              file=sys.stderr)
+    if not {"-h", "--help"} & set(argv):
+        return False
+    print(stage_help(sys.modules[fn.__module__]))
+    return True
+
+
+def stage_help(module) -> str:
+    """What a stage does (its docstring), the params keys it reads (`READS`) with current values, examples."""
+    import json
+    import shlex
+
+    name = getattr(getattr(module, "__spec__", None), "name", None) or module.__name__
+    reads = getattr(module, "READS", ())
+    lines = [f"usage: python -m {name} [--set key=value ...]", "", (module.__doc__ or "").strip(), ""]
+    try:
+        params = load_params()
+        flat = help_leaves(to_dict(params))
+        source = os.environ.get("AER_PARAMS", "params.yaml")
+        lines.append(f"Params it reads, with their values in {source} (profile {params.profile}):")
+        lines += [f"  {k} = {json.dumps(v)}" for k, v in flat.items()
+                  if any(k == r or k.startswith(r + ".") for r in reads)]
+    except ConfigError as exc:
+        flat = {}
+        lines += [f"Params it reads (values unavailable: {exc}):"] + [f"  {r}" for r in reads]
+    leaves = [(k, v) for r in reads for k, v in flat.items() if k == r or k.startswith(r + ".")]
+    # the example doubles an integer key of the first section it reads, else repeats a short value
+    key, value = next(((k, v * 2) for k, v in leaves if isinstance(v, int) and not isinstance(v, bool)),
+                      next(((k, v) for k, v in leaves if len(json.dumps(v)) < 30), (None, None)))
+    address = getattr(module, "DVC_ADDRESS", name.rsplit(".", 1)[-1])  # a stage of the root dvc.yaml by default
+    pipeline_file = address.rpartition(":")[0] or "dvc.yaml"
+    examples = [(f"python -m {name}", f"with params.yaml, as `dvc repro {address}` runs it"),
+                (f"dvc repro {address}", "runs it only if a dep or one of these params changed")]
+    if key:
+        setting = shlex.quote(f"{key}={json.dumps(value)}")
+        examples += [(f"python -m {name} --set {setting}", "a one-off override, not tracked by DVC"),
+                     (f"dvc exp run {pipeline_file} -S {setting}", "the same as a tracked DVC experiment")]
+    width = max(len(cmd) for cmd, _ in examples)
+    lines += ["", "Examples:"] + [f"  {cmd.ljust(width)}  # {why}" for cmd, why in examples]
+    return "\n".join(lines)
+
+
+def help_leaves(d: dict, prefix: str = "") -> dict:
+    """`flatten`, keeping an empty mapping as a value (an empty section is still a key a stage reads)."""
+    out = {}
+    for key, value in d.items():
+        full = f"{prefix}.{key}" if prefix else key
+        out.update(help_leaves(value, full) if isinstance(value, dict) and value else {full: value})
+    return out
 
 
 def measurement_setup(params: Params, model_path: str | None = None, *, need_model: bool):

@@ -21,6 +21,12 @@ from pipeline.tracking import start_run
 from pipeline.utils.io import atomic_open, read_json, write_json
 from pipeline.utils.plots import figure, save
 
+# The params keys this stage reads (a key covers its sub-keys); --help shows them.
+READS = ("compare.arms", "compare.seeds", "compare.steps", "compare.baseline", "compare.phenomena", "compare.runs_dir",
+         "compare.out_dir", "eval.benchmarks", "eval.out_dir", "eval.temperature", "eval.top_p", "eval.variants",
+         "entropy.measure.out")
+DVC_ADDRESS = "comparison/dvc.yaml:compare"
+
 
 def _plot(path: Path, series: dict, xlabel: str, ylabel: str, title: str, bands=(), base=None) -> Path:
     fig, ax = figure((7, 3.8))

@@ -23,6 +23,7 @@ from pipeline.config import ConfigError, Params
 from pipeline.stages.common import main_guard
 from pipeline.utils.io import atomic_dir, read_json, write_json, write_jsonl
 
+READS = ("hub",)
 RECORD = "revisions.json"
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 

@@ -15,6 +15,10 @@ from pipeline.stages.common import load_problems, main_guard, measurement_setup,
 from pipeline.utils.io import read_jsonl, write_json
 from pipeline.utils.seeding import derive_seed
 
+# The params keys this stage reads (a key covers its sub-keys); dvc.yaml lists exactly these, --help shows them.
+READS = ("seed", "data.out_dir", "model.name_or_path", "model.dtype", "model.prompt_template",
+         "model.use_chat_template", "model.device", "model.attn_implementation", "model.stop_tokens", "entropy",
+         "train.temperature", "rollout", "difficulty.out")
 METRICS = Path("metrics/entropy.json")
 
 

@@ -10,6 +10,8 @@ from pipeline.data.sources import SourceError
 from pipeline.stages.common import main_guard, record_metrics, stage_run
 from pipeline.utils.io import write_jsonl
 
+# The params keys this stage reads (a key covers its sub-keys); dvc.yaml lists exactly these, --help shows them.
+READS = ("seed", "data")
 METRICS = Path("metrics/prepare.json")
 
 

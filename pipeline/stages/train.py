@@ -20,6 +20,10 @@ from pipeline.train.distributed import init, is_main
 from pipeline.train.loop import TrainingAborted, train
 from pipeline.train.session import build_context, finish, resume
 
+# The params keys this stage reads (a key covers its sub-keys); dvc.yaml lists exactly these, --help shows them.
+READS = ("seed", "data.out_dir", "difficulty.out", "model.name_or_path", "model.dtype", "model.prompt_template",
+         "model.use_chat_template", "model.attn_implementation", "model.stop_tokens", "train", "entropy", "rollout")
+
 
 def run(params: Params) -> dict:
     rank, world = init()

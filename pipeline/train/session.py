@@ -117,8 +117,9 @@ def finish(ctx: TrainContext, tracker) -> dict:
                "coef_first_nonzero_step": first_nonzero_step(ctx.log.rows, "reg/coef")}
     write_json(t.metrics_file, metrics)
     entropy_guides = guides if guides.get("metric", "entropy") == "entropy" else {}
-    for path in ctx.log.plot(Path(t.log_dir) / "train", entropy_guides.get("target"), entropy_guides.get("band")) + [
-            Path(t.metrics_file), ctx.log.path, Path(ctx.samples_path)]:
+    curves = ctx.log.plot(Path(t.log_dir) / "train", entropy_guides.get("target"), entropy_guides.get("band"),
+                          method=t.method, seed=ctx.params.seed, h0=read_json(ctx.params.entropy.measure.out).get("h0"))
+    for path in curves + [Path(t.metrics_file), ctx.log.path, Path(ctx.samples_path)]:
         if Path(path).exists():
             tracker.log_artifact(path)
     return metrics

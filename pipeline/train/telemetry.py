@@ -72,21 +72,34 @@ class StepLog:
         with atomic_open(self.path) as fh:
             fh.write(buf.getvalue())
 
-    def plot(self, out_dir: str | Path, target: Optional[float], band: Optional[tuple[float, float]]) -> list[Path]:
-        """entropy.png (with the target line or band) and coef.png; returns the written paths."""
+    def plot(self, out_dir: str | Path, target: Optional[float], band: Optional[tuple[float, float]], *,
+             method: str = "", seed: Optional[int] = None, h0: Optional[float] = None) -> list[Path]:
+        """entropy.png (with H0, the target and its +-10% band, or the method's own band) and coef.png, each
+        titled with the method and seed; returns the written paths."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         steps = [r["step"] for r in self.rows]
+        run = ", ".join(x for x in (method, f"seed {seed}" if seed is not None else "") if x) or "training run"
         paths = []
-        for key, name in (("entropy", "entropy.png"), ("reg/coef", "coef.png")):
-            fig, ax = plots.figure((6, 3.2))
-            ax.plot(steps, [r.get(key, float("nan")) for r in self.rows], label=key)
+        for key, name, title, ylabel in (
+                ("entropy", "entropy.png", "token entropy", "mean token entropy (nats/token)"),
+                ("reg/coef", "coef.png", "entropy coefficient", "entropy coefficient (loss weight, unitless)")):
+            fig, ax = plots.figure((6.5, 3.6))
+            ax.plot(steps, [r.get(key, float("nan")) for r in self.rows], marker="." if len(steps) < 30 else None,
+                    label=key)
+            if key == "entropy" and h0 is not None:
+                ax.axhline(h0, color="grey", linestyle=":", label=f"H0 = {h0:.3g} (base model)")
             if key == "entropy" and band is not None:
-                ax.axhspan(band[0], band[1], alpha=0.2, color="green", label="target band")
+                ax.axhspan(band[0], band[1], alpha=0.2, color="green",
+                           label=f"target band [{band[0]:.3g}, {band[1]:.3g}]")
+            elif key == "entropy" and target is not None:
+                ax.axhspan(0.9 * target, 1.1 * target, alpha=0.15, color="green", label="target +-10%")
             if key == "entropy" and target is not None:
-                ax.axhline(target, color="green", linestyle="--", label="target")
-            ax.set_xlabel("step")
-            ax.legend()
+                ax.axhline(target, color="green", linestyle="--", label=f"target = {target:.3g}")
+            ax.set_title(f"{title} per step ({run})", fontsize=10)
+            ax.set_xlabel("training step")
+            ax.set_ylabel(ylabel)
+            ax.legend(fontsize=7)
             paths.append(plots.save(fig, out_dir / name))
         return paths
 

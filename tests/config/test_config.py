@@ -7,16 +7,17 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError, load_params, params_from_dict
+from pipeline.config.profiles import render
 from tests.conftest import ROOT, tiny_params_dict
 
 
 def test_committed_params_and_profiles_load():
     default = load_params(ROOT / "params.yaml")
     assert default.profile == "embedded" and default.train.method == "aer"
-    gpu = load_params(ROOT / "profiles" / "gpu.yaml")
+    gpu = params_from_dict(render("gpu", ROOT / "profiles"))  # profiles are overlays over the schema defaults
     assert gpu.profile == "gpu" and gpu.train.deepspeed.zero_stage == 2 and gpu.train.deepspeed.bf16
     assert not gpu.model.build_tiny and "Qwen" in gpu.model.name_or_path
-    assert load_params(ROOT / "profiles" / "embedded.yaml") == default
+    assert params_from_dict(render("embedded", ROOT / "profiles")) == default
 
 
 def test_params_are_frozen():

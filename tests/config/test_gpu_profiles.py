@@ -6,28 +6,17 @@ monkeypatched present or absent.
 """
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
 import torch
 import yaml
 
-from pipeline.config import ConfigError, Params, params_from_dict, to_dict
+from pipeline.config import ConfigError, Params, params_from_dict, profiles, to_dict
 from pipeline.data.benchmarks import BENCHMARKS
 from pipeline.models import loading
 from pipeline.rollout import resolve_backend
 from tests.conftest import ROOT
-
-
-FREE_FORM = ("compare.arms", "compare.phenomena")  # mappings of names: replaced whole, not merged
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def overlay(name: str) -> dict:
@@ -35,7 +24,8 @@ def overlay(name: str) -> dict:
 
 
 def render(name: str, **changes) -> Params:
-    raw = _merge(to_dict(Params()), overlay(name))
+    """The profile as `make profile` renders it (pipeline.config.profiles), with dotted changes applied."""
+    raw = profiles.render(name, ROOT / "profiles")
     for dotted, value in changes.items():
         node = raw
         *parents, leaf = dotted.split(".")
@@ -59,7 +49,7 @@ def test_overlay_validates_and_only_holds_keys_the_schema_knows(name):
     def known(over, base, path=""):
         for k, v in over.items():
             assert k in base, f"{name}: unknown key {path}{k}"
-            if isinstance(v, dict) and isinstance(base[k], dict) and f"{path}{k}" not in FREE_FORM:
+            if isinstance(v, dict) and isinstance(base[k], dict) and f"{path}{k}" not in ("compare.arms",):
                 known(v, base[k], f"{path}{k}.")
     known(overlay(name), flat_default)
 
