@@ -67,9 +67,17 @@ def main_guard(fn) -> None:
 def load_problems(path) -> list:
     """Prepared problems from a jsonl file; a malformed row names the file and line."""
     from pipeline.data.schema import Problem
-    from pipeline.utils.io import read_jsonl
+    from pipeline.utils.io import InputError, scan_jsonl
 
-    return [Problem.from_row(r, f"{path}:{i}") for i, r in enumerate(read_jsonl(path), 1)]
+    problems = []
+    for lineno, row, problem in scan_jsonl(path):
+        if problem is not None:
+            raise InputError(f"{path}:{lineno}: {problem}")
+        try:
+            problems.append(Problem.from_row(row, f"{path}:{lineno}"))
+        except (TypeError, ValueError) as exc:
+            raise InputError(str(exc)) from None
+    return problems
 
 
 def engine_from_params(params: Params, model, tokenizer, model_path: str | None = None):

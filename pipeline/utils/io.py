@@ -58,25 +58,68 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
     return n
 
 
+class InputError(ValueError):
+    """An input file that cannot be used as it is: the message names the file (and line) and the problem."""
+
+
+def check_file(path: str | Path) -> Path:
+    """`path` as a Path if it is a readable regular file; otherwise InputError saying what it is instead."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a file. Fix: point the setting at the file itself")
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    return path
+
+
 def read_json(path: str | Path) -> Any:
-    """Read a JSON file; invalid JSON raises ValueError naming the file."""
+    """Read a JSON file; a missing, non-UTF-8 or invalid file raises InputError naming the file."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(check_file(path).read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}). Fix: re-encode the file as UTF-8") from exc
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+
+
+def scan_jsonl(path: str | Path) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, value, problem) for every non-blank line of a jsonl file; exactly one of value and
+    problem is None.  Lines are split on b"\\n" only, so the number is the physical line an editor shows
+    (blank lines count, a stray \\r does not start a line).  A bad line never stops the scan."""
+    with open(check_file(path), "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            value, problem = _parse_line(raw, lineno == 1)
+            if value is not None or problem is not None:
+                yield lineno, value, problem
+
+
+def _parse_line(raw: bytes, first: bool) -> tuple[Any, str | None]:
+    try:
+        text = raw.decode("utf-8-sig" if first else "utf-8")
+    except UnicodeDecodeError as exc:
+        return None, (f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}; "
+                      "is the file latin-1?). Fix: re-encode the file as UTF-8")
+    if not text.strip():
+        return None, None
+    if "\x00" in text:
+        return None, "contains a NUL byte (a corrupted or binary line)"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        tail = "; the last line looks truncated" if not raw.endswith(b"\n") else ""
+        return None, f"not valid JSON ({exc.msg} at column {exc.colno}{tail})"
+    if not isinstance(value, dict):
+        return None, f"not a JSON object (a {type(value).__name__})"
+    return value, None
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a jsonl file; a malformed line raises ValueError naming the file and line number."""
+    """Read a jsonl file of objects; the first bad line raises InputError naming the file and line."""
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+    for lineno, value, problem in scan_jsonl(path):
+        if problem is not None:
+            raise InputError(f"{path}:{lineno}: {problem}")
+        rows.append(value)
     return rows
 
 
