@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from pipeline.config.loader import ConfigError, fld
+from pipeline.config.loader import fail, fld
 
+MAX_SEED = 2**32 - 1  # numpy's RandomState accepts seeds below 2**32
 METHODS = ("none", "fixed", "aer", "aent", "siren", "skywork", "clip_cov", "kl_cov")
 AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
@@ -171,8 +172,9 @@ class SkyworkCfg:
 class CovCfg:
     """Clip-Cov / KL-Cov (Cui et al. 2025)."""
     clip_ratio: float = fld(2e-4, gt=0.0, lt=1.0)
-    clip_lb: float = 1.0
-    clip_ub: float = 5.0
+    clip_lb: float = fld(1.0, ge=0.0, fix="Clip-Cov clips tokens whose covariance lies in [clip_lb, clip_ub]; "
+                                        "use a non-negative lower bound such as 1.0")
+    clip_ub: float = fld(5.0, gt=0.0)
     kl_ratio: float = fld(2e-3, gt=0.0, lt=1.0)
     kl_coef: float = fld(1.0, ge=0.0)
 
@@ -206,7 +208,7 @@ class TrainCfg:
     lr: float = fld(2e-4, gt=0.0, le=1.0)
     weight_decay: float = fld(0.0, ge=0.0)
     clip_low: float = fld(0.2, gt=0.0, lt=1.0)
-    clip_high: float = fld(0.2, gt=0.0, fix="Clip-Higher uses clip_high > clip_low, e.g. 0.28")
+    clip_high: float = fld(0.2, gt=0.0, lt=1.0, fix="Clip-Higher uses clip_high > clip_low, e.g. 0.28")
     agg_mode: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"] = "token-mean"
     scale_by_std: bool = True
     temperature: float = fld(1.0, gt=0.0, le=2.0)
@@ -248,7 +250,7 @@ class SweepMethodCfg:
     """One column of the method comparison: a name, the entropy method and optional Clip-Higher bound."""
     name: str
     method: Literal["none", "grpo", "fixed", "aer", "aent", "siren", "skywork", "clip_cov", "kl_cov"]
-    clip_high: Optional[float] = fld(None, gt=0.0)
+    clip_high: Optional[float] = fld(None, gt=0.0, lt=1.0, fix="Clip-Higher uses e.g. 0.28")
 
 
 @dataclass(frozen=True)
@@ -257,7 +259,8 @@ class CompareCfg:
         SweepMethodCfg(n, m, c) for n, m, c in (("grpo", "none", None), ("fixed", "fixed", None), ("aer", "aer", None),
                                                 ("aent", "aent", None), ("siren", "siren", None),
                                                 ("clip_higher", "none", 0.28))))
-    seeds: tuple[int, ...] = (1, 2, 3)
+    seeds: tuple[int, ...] = fld(factory=lambda: (1, 2, 3), ge=0, le=MAX_SEED,
+                                 fix=f"use seeds between 0 and {MAX_SEED} (numpy's limit)")
     steps: Optional[int] = fld(None, ge=1, fix="null trains as long as train.steps")
     runs_dir: str = "runs"
     out_dir: str = "reports"
@@ -272,21 +275,23 @@ class TrackingCfg:
 
 @dataclass(frozen=True)
 class Params:
-    seed: int = fld(1234, ge=0)
+    # Sections and the seed must be written out: the built-in defaults differ from params.yaml, so a
+    # forgotten section must not silently change the experiment.  Keys inside a section may default.
+    seed: int = fld(1234, ge=0, le=MAX_SEED, required=True, fix=f"use a seed between 0 and {MAX_SEED} (numpy's limit)")
     profile: Literal["embedded", "gpu"] = "embedded"
-    data: DataCfg = fld(factory=DataCfg)
-    model: ModelCfg = fld(factory=ModelCfg)
-    difficulty: DifficultyCfg = fld(factory=DifficultyCfg)
-    entropy: EntropyCfg = fld(factory=EntropyCfg)
-    train: TrainCfg = fld(factory=TrainCfg)
-    rollout: RolloutCfg = fld(factory=RolloutCfg)
-    eval: EvalCfg = fld(factory=EvalCfg)
-    compare: CompareCfg = fld(factory=CompareCfg)
-    tracking: TrackingCfg = fld(factory=TrackingCfg)
+    data: DataCfg = fld(factory=DataCfg, required=True)
+    model: ModelCfg = fld(factory=ModelCfg, required=True)
+    difficulty: DifficultyCfg = fld(factory=DifficultyCfg, required=True)
+    entropy: EntropyCfg = fld(factory=EntropyCfg, required=True)
+    train: TrainCfg = fld(factory=TrainCfg, required=True)
+    rollout: RolloutCfg = fld(factory=RolloutCfg, required=True)
+    eval: EvalCfg = fld(factory=EvalCfg, required=True)
+    compare: CompareCfg = fld(factory=CompareCfg, required=True)
+    tracking: TrackingCfg = fld(factory=TrackingCfg, required=True)
 
 
 def _bad(source: str, key: str, value, problem: str, fix: str) -> None:
-    raise ConfigError(f"{source}: key '{key}' = {value!r}: {problem}. Fix: {fix}")
+    fail(source, key, value, problem, fix)  # names --set as the source when the key came from there
 
 
 def validate_params(p: Params, source: str = "params.yaml") -> None:
@@ -309,25 +314,13 @@ def validate_params(p: Params, source: str = "params.yaml") -> None:
     if p.difficulty.drop_always_solved and p.difficulty.drop_never_solved and p.difficulty.n_samples < 2:
         _bad(source, "difficulty.n_samples", p.difficulty.n_samples, "leaves nothing after both filters",
              "use n_samples >= 2 or disable one filter")
-    aer = p.entropy.aer
-    if not aer.alpha_min <= aer.alpha_init <= aer.alpha_max:
-        _bad(source, "entropy.aer.alpha_init", aer.alpha_init,
-             f"is outside [alpha_min, alpha_max] = [{aer.alpha_min}, {aer.alpha_max}]",
-             "pick alpha_init within the box")
-    aent = p.entropy.aent
-    if aent.h_low > aent.h_high:
-        _bad(source, "entropy.aent.h_low", aent.h_low, f"exceeds h_high {aent.h_high}", "use h_low <= h_high")
-    if not aent.lambda_low <= aent.lambda_high:
-        _bad(source, "entropy.aent.lambda_low", aent.lambda_low, "exceeds lambda_high", "use lambda_low <= lambda_high")
-    sky = p.entropy.skywork
-    if not sky.coef_min <= sky.coef_init <= sky.coef_max:
-        _bad(source, "entropy.skywork.coef_init", sky.coef_init, "is outside [coef_min, coef_max]",
-             "pick coef_init within the box")
-    if p.entropy.cov.clip_lb > p.entropy.cov.clip_ub:
-        _bad(source, "entropy.cov.clip_lb", p.entropy.cov.clip_lb, "exceeds clip_ub", "use clip_lb <= clip_ub")
+    _validate_methods(p, source)
     if "{problem}" not in p.model.prompt_template:
         _bad(source, "model.prompt_template", p.model.prompt_template, "has no {problem} placeholder",
              "include {problem} where the problem text goes")
+    if p.model.dtype == "float16" and not _cuda_available():
+        _bad(source, "model.dtype", p.model.dtype, "is not supported on this machine (no CUDA GPU): float16 "
+             "matmuls and sampling fail or are emulated on CPU", "use model.dtype: float32 (or bfloat16) on CPU")
     if p.train.deepspeed.bf16 and p.model.dtype == "float16":
         _bad(source, "model.dtype", p.model.dtype, "conflicts with train.deepspeed.bf16: true",
              "use model.dtype: bfloat16 with bf16 training")
@@ -340,3 +333,35 @@ def validate_params(p: Params, source: str = "params.yaml") -> None:
     names = [b.name for b in p.eval.benchmarks]
     if len(set(names)) != len(names):
         _bad(source, "eval.benchmarks", names, "lists a benchmark twice", "list each benchmark once")
+
+
+def _validate_methods(p: Params, source: str) -> None:
+    """Per-method box constraints; a reversed box is reported against its lower bound."""
+    aer = p.entropy.aer
+    if aer.alpha_min > aer.alpha_max:
+        _bad(source, "entropy.aer.alpha_min", aer.alpha_min, f"exceeds alpha_max {aer.alpha_max}",
+             "use entropy.aer.alpha_min <= entropy.aer.alpha_max")
+    if not aer.alpha_min <= aer.alpha_init <= aer.alpha_max:
+        _bad(source, "entropy.aer.alpha_init", aer.alpha_init,
+             f"is outside [alpha_min, alpha_max] = [{aer.alpha_min}, {aer.alpha_max}]",
+             "pick alpha_init within the box")
+    aent = p.entropy.aent
+    if aent.h_low > aent.h_high:
+        _bad(source, "entropy.aent.h_low", aent.h_low, f"exceeds h_high {aent.h_high}", "use h_low <= h_high")
+    if not aent.lambda_low <= aent.lambda_high:
+        _bad(source, "entropy.aent.lambda_low", aent.lambda_low, "exceeds lambda_high", "use lambda_low <= lambda_high")
+    sky = p.entropy.skywork
+    if sky.coef_min > sky.coef_max:
+        _bad(source, "entropy.skywork.coef_min", sky.coef_min, f"exceeds coef_max {sky.coef_max}",
+             "use entropy.skywork.coef_min <= entropy.skywork.coef_max")
+    if not sky.coef_min <= sky.coef_init <= sky.coef_max:
+        _bad(source, "entropy.skywork.coef_init", sky.coef_init, "is outside [coef_min, coef_max]",
+             "pick coef_init within the box")
+    if p.entropy.cov.clip_lb > p.entropy.cov.clip_ub:
+        _bad(source, "entropy.cov.clip_lb", p.entropy.cov.clip_lb, "exceeds clip_ub", "use clip_lb <= clip_ub")
+
+
+def _cuda_available() -> bool:
+    import torch  # only for model.dtype float16; importing torch is otherwise left to the stages
+
+    return torch.cuda.is_available()

@@ -2,6 +2,8 @@
 
 A crash or SIGKILL mid-write therefore leaves either the previous complete file or none, never a
 truncated one.  Directory outputs (models, checkpoints) use the same rename trick on a temp directory.
+A failed write (a full or read-only disk) removes its temp file or directory and raises an OSError that
+names the output path.  Readers never execute code and name the file and line of what they reject.
 """
 from __future__ import annotations
 
@@ -27,19 +29,33 @@ def _fsync_dir(path: Path) -> None:
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
     """Open a temp file beside `path`; on clean exit fsync and rename it over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     binary = "b" in mode
     try:
-        with os.fdopen(fd, mode, encoding=None if binary else encoding) as fh:
+        with naming(path), os.fdopen(fd, mode, encoding=None if binary else encoding) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        with naming(path):
+            os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """Give an OSError raised inside without a file name (a write() or fsync() on a full disk) the name of
+    the output being written, so the one-line error says which path ran out of space."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
         raise
 
 
@@ -137,10 +153,12 @@ def _json_default(obj: Any) -> Any:
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temp directory; on clean exit it replaces `path` (old content removed after)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
+        with naming(path):
+            yield tmp
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old.{os.getpid()}")

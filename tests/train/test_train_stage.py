@@ -96,9 +96,12 @@ def test_grad_norm_is_logged_and_cov_selection_is_global(workdir, tiny_model_dir
         return original(self, inp)
 
     monkeypatch.setattr(ClipCov, "term", spy)
+    # every token a candidate, zero covariances included (the tiny model's rewards may all be equal); params
+    # refuse a negative clip_lb, so the regularizer is built directly
+    monkeypatch.setattr(train, "regularizer_from_params", lambda params, h0: ClipCov(
+        clip_ratio=0.1, clip_lb=-100.0, clip_ub=100.0, seed=params.seed))
     params = load_params(make_workdir(workdir, tiny_model_dir, **{
-        "train.method": "clip_cov", "train.steps": 1, "train.micro_batch_size": 2, "entropy.cov.clip_ratio": 0.1,
-        "entropy.cov.clip_lb": -100.0, "entropy.cov.clip_ub": 100.0}))
+        "train.method": "clip_cov", "train.steps": 1, "train.micro_batch_size": 2, "entropy.cov.clip_ratio": 0.1}))
     train.run(params)
     n_micro = len(seen) // params.train.updates_per_batch
     assert n_micro == 4 and all(sel is not None for sel, _ in seen)

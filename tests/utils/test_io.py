@@ -72,3 +72,35 @@ def test_regression_read_jsonl_line_numbers_and_unreadable_files(tmp_path):
     (tmp_path / "l1.json").write_bytes(b'{"x": "\xe9"}')
     with pytest.raises(InputError, match=r"l1.json: not UTF-8 text"):
         read_json(tmp_path / "l1.json")
+
+
+@pytest.mark.parametrize("code", [28, 30])  # ENOSPC, EROFS
+def test_regression_disk_full_write_names_the_output_and_leaves_no_temp(tmp_path, monkeypatch, code):
+    """A write that fails on a full (ENOSPC: fsync is where delayed allocation reports it) or read-only disk
+    raises an OSError naming the output path, keeps the previous file and leaves no temp file behind."""
+    import errno
+    import os
+
+    from pipeline.utils import io
+
+    path = tmp_path / "out.json"
+    write_json(path, {"a": 1})
+
+    def fail(fd):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(io.os, "fsync", fail)
+    with pytest.raises(OSError) as err:
+        write_json(path, {"a": 2})
+    assert err.value.errno in (errno.ENOSPC, errno.EROFS) and err.value.filename == str(path)
+    assert json.loads(path.read_text()) == {"a": 1} and [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_regression_disk_full_inside_atomic_dir_removes_the_temp_dir(tmp_path):
+    import errno
+
+    with pytest.raises(OSError) as err:
+        with atomic_dir(tmp_path / "model") as d:
+            (d / "w.bin").write_text("partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert err.value.filename == str(tmp_path / "model") and list(tmp_path.iterdir()) == []
