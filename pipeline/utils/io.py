@@ -8,6 +8,7 @@ names the output path.  Readers never execute code and name the file and line of
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -57,6 +58,31 @@ def naming(path: str | Path) -> Iterator[None]:
         if exc.filename is None and exc.errno is not None:
             raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
         raise
+
+
+def as_disk_error(exc: BaseException, path: str | Path, low_bytes: int = 1 << 20) -> OSError | None:
+    """`exc` from writing under `path` as an OSError naming `path`, when the cause is a full or read-only
+    disk; None otherwise.  Libraries hide the errno (torch.save raises "unexpected pos ...", safetensors
+    "I/O error ... (os error 28)"), so the disk is also asked directly: call this before removing what
+    the failed write left behind, or the space it took is free again."""
+    path = Path(path)
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    if code is None:
+        for marker, err in (("os error 28", errno.ENOSPC), ("No space left", errno.ENOSPC),
+                            ("os error 30", errno.EROFS), ("Read-only file system", errno.EROFS)):
+            if marker in text:
+                code = err
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if code is None:
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(existing).free < low_bytes:
+                code = errno.ENOSPC
+    if code is None and not os.access(existing, os.W_OK):
+        code = errno.EACCES
+    if code not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return None
+    return OSError(code, os.strerror(code), str(path))
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -74,7 +74,9 @@ def test_nan_loss_skips_the_step_and_never_reaches_a_checkpoint(workdir, tiny_mo
     monkeypatch.setattr(Regularizer, "term", poisoned)
     metrics = train.run(load_params(make_workdir(workdir, tiny_model_dir, **{"train.method": "none"})))
     assert metrics["skipped_steps"] == 1
-    state = torch.load(workdir / "models/trained/checkpoints/step-000002/trainer_state.pt", weights_only=False)
+    from pipeline.train import checkpoint
+
+    state = checkpoint.read_state(workdir / "models/trained/checkpoints/step-000002")
     assert state["skipped_steps"] == 1
     from safetensors.torch import load_file
 
@@ -96,6 +98,7 @@ def test_grad_norm_is_logged_and_cov_selection_is_global(workdir, tiny_model_dir
         return original(self, inp)
 
     monkeypatch.setattr(ClipCov, "term", spy)
+    build_from_params = train.regularizer_from_params
     # every token a candidate, zero covariances included (the tiny model's rewards may all be equal); params
     # refuse a negative clip_lb, so the regularizer is built directly
     monkeypatch.setattr(train, "regularizer_from_params", lambda params, h0: ClipCov(
@@ -109,6 +112,7 @@ def test_grad_norm_is_logged_and_cov_selection_is_global(workdir, tiny_model_dir
     assert all(torch.equal(a[0], b[0]) for a, b in zip(first, seen[n_micro:]))
     n_tokens = sum(int(m.sum()) for _, m in first)
     assert sum(int(sel.sum()) for sel, _ in first) == max(int(0.1 * n_tokens), 1)
+    monkeypatch.setattr(train, "regularizer_from_params", build_from_params)  # the real regularizer again
     # the fixed bonus always has a gradient (rewards of the tiny model may all be equal -> zero advantages)
     train.run(load_params(make_workdir(workdir, tiny_model_dir, **{"train.method": "fixed", "train.steps": 1})))
     row = next(csv.DictReader(open(workdir / "plots/train.csv")))
