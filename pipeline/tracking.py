@@ -6,6 +6,13 @@ and `set_tags`.  The default store is a sqlite file in the repository (`mlflow.d
 `tracking.uri` points runs at a shared server.  A run opened inside another is nested under it, and a
 parent run id in `AER_PARENT_RUN_ID` nests stage runs (other processes) under a pipeline run.  If the server cannot be reached the run goes on with a `LocalTracker` that
 writes the same calls to `.tracking_fallback/` and warns; tracking never stops training.
+
+Outages: MLflow's HTTP defaults (120 s timeout, 7 retries with backoff: ~255 s per call) are lowered for
+this process to a 5 s timeout and no retries, unless set explicitly.  The first failing call marks the run
+dead: one warning says where the rest goes, every later call (end of run included) goes to the local log
+without touching the server, and nothing a tracker does changes the stage's exit code.
+Credentials in a tracking URI (`http://user:pass@host`) are redacted from every warning, param and tag.
+`tracking.enabled: false` logs nowhere and creates no directory.
 """
 from __future__ import annotations
 
@@ -21,6 +28,20 @@ from typing import Any, Iterator, Mapping, Optional
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
+FALLBACK_DIR = ".tracking_fallback"
+# Per-process defaults for MLflow's HTTP client (read at every request); explicit settings win.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]+)@")
+
+
+def redact(value: Any) -> Any:
+    """Text with the user:password part of every URL replaced by ***; other values unchanged."""
+    return _USERINFO.sub(r"\g<scheme>***@", value) if isinstance(value, str) else value
+
+
+def short_http_timeouts() -> None:
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
 
 
 def git_sha() -> str:
@@ -101,7 +122,7 @@ class LocalTracker(Tracker):
         self._fh.flush()
 
     def log_params(self, params):
-        self._write("params", params=dict(params))
+        self._write("params", params={k: redact(v) for k, v in params.items()})
 
     def log_metrics(self, metrics, step=None):
         self._write("metrics", step=step, metrics={k: float(v) for k, v in metrics.items()})
@@ -110,7 +131,7 @@ class LocalTracker(Tracker):
         self._write("artifact", path=str(path), artifact_path=artifact_path)
 
     def set_tags(self, tags):
-        self._write("tags", tags=dict(tags))
+        self._write("tags", tags={k: redact(v) for k, v in tags.items()})
 
     def log_dir(self, path, artifact_path=None):
         self._write("artifact_dir", path=str(path), artifact_path=artifact_path)
@@ -119,29 +140,78 @@ class LocalTracker(Tracker):
         self._fh.close()
 
 
-class MlflowTracker(Tracker):
-    """Thin adapter over an active MLflow run; a failing call falls back to the local log and warns."""
+class NullTracker(Tracker):
+    """`tracking.enabled: false`: every call is accepted and nothing is written anywhere."""
 
-    def __init__(self, mlflow_module, run, fallback: LocalTracker | None = None) -> None:
+    def log_params(self, params):
+        pass
+
+    def log_metrics(self, metrics, step=None):
+        pass
+
+    def log_artifact(self, path, artifact_path=None):
+        pass
+
+    def set_tags(self, tags):
+        pass
+
+    def log_dir(self, path, artifact_path=None):
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class MlflowTracker(Tracker):
+    """Thin adapter over an active MLflow run.  The first failing call ends all remote calls for the run:
+    it and every later call go to a local log, announced by one warning naming where."""
+
+    def __init__(self, mlflow_module, run, fallback: LocalTracker | None = None, stage: str = "mlflow-outage",
+                 uri: str = "") -> None:
         self._m = mlflow_module
         self.run_id = run.info.run_id
         self._fallback = fallback
-        self._root = None
+        self._stage, self._uri = stage, uri
+        self.dead = False
+
+    def _local(self) -> LocalTracker:
+        if self._fallback is None:
+            self._fallback = LocalTracker(FALLBACK_DIR, self._stage)
+        return self._fallback
 
     def _guard(self, name: str, *args, **kwargs) -> None:
-        try:
-            getattr(self._m, name)(*args, **kwargs)
-        except Exception as exc:  # a tracking outage must not stop the stage
-            if self._fallback is None:
-                self._fallback = LocalTracker(".tracking_fallback", "mlflow-outage")
-            warnings.warn(f"MLflow {name} failed ({type(exc).__name__}: {exc}); "
-                          f"writing to {self._fallback.dir} instead", RuntimeWarning, stacklevel=3)
-            {"log_params": self._fallback.log_params, "log_metrics": self._fallback.log_metrics,
-             "log_artifact": self._fallback.log_artifact, "set_tags": self._fallback.set_tags,
-             "log_artifacts": self._fallback.log_dir}[name](*args, **kwargs)
+        if not self.dead:
+            try:
+                getattr(self._m, name)(*args, **kwargs)
+                return
+            except Exception as exc:  # a tracking outage must not stop (or stall) the stage
+                self.dead = True
+                warnings.warn(redact(
+                    f"MLflow server {self._uri} failed during {name} ({type(exc).__name__}: {exc}); no further "
+                    f"calls go to it for this run: params, metrics and artifacts from here on are written to "
+                    f"{self._local().dir / 'events.jsonl'} and the stage continues"), RuntimeWarning, stacklevel=3)
+        local = self._local()
+        {"log_params": local.log_params, "log_metrics": local.log_metrics, "log_artifact": local.log_artifact,
+         "set_tags": local.set_tags, "log_artifacts": local.log_dir}[name](*args, **kwargs)
+
+    def end(self, status: str) -> None:
+        """End the MLflow run; after an outage only the local bookkeeping is cleared (no remote call)."""
+        if self.dead:
+            _forget_active_run(self._m)
+        else:
+            try:
+                self._m.end_run(status=status)
+            except Exception as exc:  # the run's data is logged; a failed close must not change the exit code
+                self.dead = True
+                warnings.warn(redact(f"MLflow server {self._uri} failed while ending run {self.run_id} "
+                                     f"({type(exc).__name__}: {exc}); the run stays open there, the stage "
+                                     "continues"), RuntimeWarning, stacklevel=3)
+                _forget_active_run(self._m)
+        if self._fallback is not None:
+            self._fallback.close()
 
     def log_params(self, params):
-        clean = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in params.items()}
+        clean = {k: redact(json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in params.items()}
         items = list(clean.items())
         for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
             self._guard("log_params", dict(items[i:i + 100]))
@@ -153,7 +223,7 @@ class MlflowTracker(Tracker):
         self._guard("log_artifact", str(path), artifact_path=artifact_path)
 
     def set_tags(self, tags):
-        self._guard("set_tags", {k: str(v) for k, v in tags.items()})
+        self._guard("set_tags", {k: redact(str(v)) for k, v in tags.items()})
 
     def log_dir(self, path, artifact_path=None):
         self._guard("log_artifacts", str(path), artifact_path=artifact_path)
@@ -169,27 +239,7 @@ def _experiment_id(mlflow, name: str) -> str:
     return mlflow.create_experiment(name, artifact_location=location)
 
 
-@contextlib.contextmanager
-def start_run(stage: str, *, experiment: str = "aer-pipeline", uri: Optional[str] = None,
-              enabled: bool = True, tags: Optional[Mapping[str, Any]] = None,
-              run_name: Optional[str] = None) -> Iterator[Tracker]:
-    """Open a tracked run for `stage`; nested under $AER_PARENT_RUN_ID when set."""
-    uri = resolve_uri(uri)
-    reachable = enabled and _server_reachable(uri)
-    if enabled and not reachable:
-        warnings.warn(f"MLflow server {uri} is unreachable; stage '{stage}' logs to .tracking_fallback/ "
-                      "and continues", RuntimeWarning, stacklevel=3)
-    if not reachable:
-        tracker = LocalTracker(".tracking_fallback", stage)
-        try:
-            yield tracker
-        finally:
-            tracker.close()
-        return
-    import mlflow
-
-    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri)  # also writes $MLFLOW_TRACKING_URI; restored below
+def _open_run(mlflow, stage: str, experiment: str, tags: Optional[Mapping[str, Any]], run_name: Optional[str]):
     exp_id = _experiment_id(mlflow, experiment)
     active = mlflow.active_run()
     parent = active.info.run_id if active is not None else os.environ.get("AER_PARENT_RUN_ID")
@@ -197,42 +247,109 @@ def start_run(stage: str, *, experiment: str = "aer-pipeline", uri: Optional[str
                 **(tags or {})}
     if parent:
         all_tags["mlflow.parentRunId"] = parent
-    status = "FINISHED"
     # Not `with start_run(...)`: its exit would end the run a second time, which ends the parent too.
-    run = mlflow.start_run(experiment_id=exp_id, run_name=run_name or stage, nested=active is not None,
-                           tags={k: str(v) for k, v in all_tags.items()})
+    return mlflow.start_run(experiment_id=exp_id, run_name=run_name or stage, nested=active is not None,
+                            tags={k: redact(str(v)) for k, v in all_tags.items()})
+
+
+@contextlib.contextmanager
+def _local_run(stage: str, uri: str, why: str) -> Iterator[Tracker]:
+    tracker = LocalTracker(FALLBACK_DIR, stage)
+    warnings.warn(redact(f"MLflow server {uri} is {why}; stage '{stage}' logs to {tracker.dir / 'events.jsonl'} "
+                         "and continues"), RuntimeWarning, stacklevel=4)
     try:
-        yield MlflowTracker(mlflow, run)
-    except BaseException:
-        status = "FAILED"
-        raise
+        yield tracker
     finally:
-        mlflow.end_run(status=status)
+        tracker.close()
+
+
+@contextlib.contextmanager
+def start_run(stage: str, *, experiment: str = "aer-pipeline", uri: Optional[str] = None,
+              enabled: bool = True, tags: Optional[Mapping[str, Any]] = None,
+              run_name: Optional[str] = None) -> Iterator[Tracker]:
+    """Open a tracked run for `stage`; nested under $AER_PARENT_RUN_ID when set.  Disabled: a NullTracker."""
+    if not enabled:
+        yield NullTracker()
+        return
+    uri = resolve_uri(uri)
+    short_http_timeouts()
+    if not _server_reachable(uri):
+        with _local_run(stage, uri, "unreachable") as tracker:
+            yield tracker
+        return
+    import mlflow
+
+    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        mlflow.set_tracking_uri(uri)  # also writes $MLFLOW_TRACKING_URI; restored below
+        try:
+            run = _open_run(mlflow, stage, experiment, tags, run_name)
+        except Exception as exc:  # answered /health but fails the API: same as unreachable
+            with _local_run(stage, uri, f"unreachable ({type(exc).__name__}: {exc})") as tracker:
+                yield tracker
+            return
+        tracker, status = MlflowTracker(mlflow, run, stage=stage, uri=uri), "FINISHED"
+        try:
+            yield tracker
+        except BaseException:
+            status = "FAILED"
+            raise
+        finally:
+            tracker.end(status)
+    finally:
         if saved_env is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = saved_env
 
 
+def _forget_active_run(mlflow) -> None:
+    """Drop the ended run from MLflow's active-run stack without a server call (after an outage).  Uses
+    MLflow's private stack; if that moved, fall back to `end_run` (short timeouts, errors swallowed)."""
+    try:
+        from mlflow.environment_variables import MLFLOW_RUN_ID
+        from mlflow.tracking import fluent
+
+        stack = fluent._active_run_stack.get()
+        if stack:
+            stack.pop()
+        MLFLOW_RUN_ID.unset()
+    except Exception:
+        with contextlib.suppress(Exception):
+            mlflow.end_run()
+
+
 def open_parent(name: str, *, experiment: str = "aer-pipeline", uri: Optional[str] = None) -> Optional[str]:
     """Start a parent run (left open) and return its id; None when the server is unreachable."""
     uri = resolve_uri(uri)
+    short_http_timeouts()
     if not _server_reachable(uri):
-        warnings.warn(f"MLflow server {uri} is unreachable; no parent run", RuntimeWarning, stacklevel=2)
+        warnings.warn(redact(f"MLflow server {uri} is unreachable; no parent run"), RuntimeWarning, stacklevel=2)
         return None
     import mlflow
 
     client = mlflow.MlflowClient(uri)
     mlflow.set_tracking_uri(uri)
-    run = client.create_run(_experiment_id(mlflow, experiment), run_name=name,
-                            tags={"git_sha": git_sha(), "kind": "pipeline"})
+    try:
+        run = client.create_run(_experiment_id(mlflow, experiment), run_name=name,
+                                tags={"git_sha": git_sha(), "kind": "pipeline"})
+    except Exception as exc:  # tracking never stops the pipeline
+        warnings.warn(redact(f"MLflow server {uri} failed ({type(exc).__name__}: {exc}); no parent run"),
+                      RuntimeWarning, stacklevel=2)
+        return None
     return run.info.run_id
 
 
 def close_parent(run_id: str, status: str = "FINISHED", uri: Optional[str] = None) -> None:
+    """End a parent run; a server that died meanwhile is warned about, never raised (the exit code stays)."""
     import mlflow
 
-    mlflow.MlflowClient(resolve_uri(uri)).set_terminated(run_id, status=status)
+    short_http_timeouts()
+    try:
+        mlflow.MlflowClient(resolve_uri(uri)).set_terminated(run_id, status=status)
+    except Exception as exc:
+        warnings.warn(redact(f"MLflow server {resolve_uri(uri)} failed while closing parent run {run_id} "
+                             f"({type(exc).__name__}: {exc})"), RuntimeWarning, stacklevel=2)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
