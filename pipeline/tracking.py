@@ -283,9 +283,11 @@ def start_run(stage: str, *, experiment: str = "aer-pipeline", uri: Optional[str
     try:
         mlflow.set_tracking_uri(uri)  # also writes $MLFLOW_TRACKING_URI; restored below
         try:
-            run = _open_run(mlflow, stage, experiment, tags, run_name)
+            run, why = _open_run(mlflow, stage, experiment, tags, run_name), ""
         except Exception as exc:  # answered /health but fails the API: same as unreachable
-            with _local_run(stage, uri, f"unreachable ({type(exc).__name__}: {exc})") as tracker:
+            run, why = None, f"unreachable ({type(exc).__name__}: {exc})"
+        if run is None:
+            with _local_run(stage, uri, why) as tracker:
                 yield tracker
             return
         tracker, status = MlflowTracker(mlflow, run, stage=stage, uri=uri), "FINISHED"
