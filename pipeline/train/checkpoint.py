@@ -2,7 +2,7 @@
 
 `<out>/checkpoints/step-000010/` holds the DeepSpeed checkpoint (model, optimizer, scheduler) under `ds/`,
 the trainer state (step, data cursor, regularizer/controller state, RNG states) as `trainer_state.json`
-with its tensors in `trainer_state.safetensors`, a `MANIFEST.json` with the sha256 of every file, and a
+with its tensors in `trainer_state.safetensors` (`pipeline.utils.statefile`), a `MANIFEST.json` with the sha256 of every file, and a
 `COMPLETE` marker written last.  Everything is first written to `.tmp-step-000010/` and renamed into place
 by rank 0 after all ranks finished, so a run killed at any point (mid-write included) leaves only complete
 checkpoints (a leftover temp dir is ignored and removed); a write that fails (a full disk) removes its
@@ -25,17 +25,17 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
 
 from pipeline.train.distributed import barrier, is_main
+from pipeline.utils import statefile
 from pipeline.utils.io import InputError, as_disk_error, naming
 
 STATE_JSON, STATE_TENSORS, MANIFEST, MARKER = ("trainer_state.json", "trainer_state.safetensors", "MANIFEST.json",
                                                "COMPLETE")
-_RESERVED = ("__tensor__", "__ndarray__", "__tuple__", "__items__")
 
 
 class CheckpointError(InputError):
@@ -70,65 +70,13 @@ def set_rng_state(state: dict) -> None:
 
 # --- trainer state: JSON with tensors in safetensors ------------------------------------------------------
 
-def encode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """`obj` as JSON-able data; tensors go into `tensors` (referenced by key), numpy arrays become typed
-    lists, tuples and non-text-keyed dicts are tagged so `decode` restores them exactly."""
-    if isinstance(obj, torch.Tensor):
-        key = f"t{len(tensors)}"
-        tensors[key] = obj.detach().cpu().contiguous().clone()
-        return {"__tensor__": key}
-    if isinstance(obj, np.ndarray):
-        return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype)}
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, tuple):
-        return {"__tuple__": [encode(v, tensors) for v in obj]}
-    if isinstance(obj, list):
-        return [encode(v, tensors) for v in obj]
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) and k not in _RESERVED for k in obj):
-            return {k: encode(v, tensors) for k, v in obj.items()}
-        return {"__items__": [[encode(k, tensors), encode(v, tensors)] for k, v in obj.items()]}
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"trainer state holds a {type(obj).__name__}, which a checkpoint cannot store as data")
-
-
-def decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    if isinstance(obj, list):
-        return [decode(v, tensors) for v in obj]
-    if not isinstance(obj, dict):
-        return obj
-    if "__tensor__" in obj:
-        return tensors[obj["__tensor__"]]
-    if "__ndarray__" in obj:
-        return np.array(obj["__ndarray__"], dtype=np.dtype(obj["dtype"]))
-    if "__tuple__" in obj:
-        return tuple(decode(v, tensors) for v in obj["__tuple__"])
-    if "__items__" in obj:
-        return {_hashable(decode(k, tensors)): decode(v, tensors) for k, v in obj["__items__"]}
-    return {k: decode(v, tensors) for k, v in obj.items()}
-
-
-def _hashable(key: Any) -> Any:
-    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
-
-
 def write_state(directory: Path, state: dict) -> None:
-    from safetensors.torch import save_file
-
-    tensors: dict[str, torch.Tensor] = {}
-    payload = encode(state, tensors)
-    save_file(tensors, str(directory / STATE_TENSORS))
-    (directory / STATE_JSON).write_text(json.dumps(payload), encoding="utf-8")
+    statefile.save(state, directory / STATE_JSON, directory / STATE_TENSORS)
 
 
 def _read_state_files(directory: Path) -> dict:
-    from safetensors.torch import load_file
-
     try:
-        tensors = load_file(str(directory / STATE_TENSORS))
-        return decode(json.loads((directory / STATE_JSON).read_text(encoding="utf-8")), tensors)
+        return statefile.load(directory / STATE_JSON, directory / STATE_TENSORS)
     except Exception as exc:  # safetensors raises its own error type; any failure means unreadable
         raise CheckpointError(f"{directory}: trainer state unreadable ({type(exc).__name__}: {exc}). "
                               "Fix: delete this checkpoint directory to resume from an older one") from None
