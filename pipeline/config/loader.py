@@ -15,7 +15,7 @@ import difflib
 import math
 import types
 import typing
-from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Mapping, Optional, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -146,8 +146,10 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _convert(tp: Any, value: Any, key: str, source: str, meta: Mapping[str, Any]) -> Any:
-    origin, fix = get_origin(tp), meta.get("fix", "")
+def _convert(tp: Any, value: Any, key: str, source: str, fix: str = "",
+             meta: Optional[Mapping[str, Any]] = None) -> Any:
+    """`value` as type `tp`; `meta` is the field's metadata (`fld`), for the finite-float rule."""
+    origin = get_origin(tp)
     if origin is Literal:
         if value not in get_args(tp):
             close = difflib.get_close_matches(str(value), [str(a) for a in get_args(tp)], n=1)
@@ -159,10 +161,10 @@ def _convert(tp: Any, value: Any, key: str, source: str, meta: Mapping[str, Any]
         if value is None and len(args) < len(get_args(tp)):
             return None
         if len(args) == 1:  # Optional[X]: X's own message (e.g. "must be a finite number") is the precise one
-            return _convert(args[0], value, key, source, meta)
+            return _convert(args[0], value, key, source, fix, meta)
         for arg in args:
             try:
-                return _convert(arg, value, key, source, meta)
+                return _convert(arg, value, key, source, fix, meta)
             except ConfigError:
                 continue
         fail(source, key, value, f"must be {_type_name(tp)}", fix)
@@ -170,14 +172,13 @@ def _convert(tp: Any, value: Any, key: str, source: str, meta: Mapping[str, Any]
         if not isinstance(value, (list, tuple)):
             fail(source, key, value, f"must be {_type_name(tp)}", fix)
         (item_tp, *_) = get_args(tp)
-        return tuple(_convert(item_tp, v, f"{key}[{i}]", source, meta) for i, v in enumerate(value))
+        return tuple(_convert(item_tp, v, f"{key}[{i}]", source, fix, meta) for i, v in enumerate(value))
     if dataclasses.is_dataclass(tp):
         return build(tp, value, source, key)
-    return _convert_scalar(tp, value, key, source, meta)
+    return _convert_scalar(tp, value, key, source, fix, meta or {})
 
 
-def _convert_scalar(tp: Any, value: Any, key: str, source: str, meta: Mapping[str, Any]) -> Any:
-    fix = meta.get("fix", "")
+def _convert_scalar(tp: Any, value: Any, key: str, source: str, fix: str, meta: Mapping[str, Any]) -> Any:
     if tp is bool:
         if not isinstance(value, bool):
             fail(source, key, value, "must be true or false", fix)
@@ -242,7 +243,7 @@ def build(cls: type, data: Any, source: str = "params.yaml", prefix: str = "") -
         key = f"{prefix}.{name}" if prefix else name
         fix = f.metadata.get("fix", "")
         if name in data:
-            value = _convert(hints[name], data[name], key, source, f.metadata)
+            value = _convert(hints[name], data[name], key, source, fix, f.metadata)
         elif f.metadata.get("required"):
             fail(source, key, None, "is required but missing",
                  f"add '{key}' to {where(source, key)} (the built-in defaults are not those of params.yaml)")
