@@ -114,8 +114,13 @@ def verify(directory: str | Path, only: Optional[tuple[str, ...]] = None) -> Non
         raise CheckpointError(f"{directory}: no {MANIFEST}{old}; refusing to load an unverifiable checkpoint. {fix}")
     try:
         expected = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))["sha256"]
-    except (ValueError, KeyError, TypeError) as exc:
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in expected.items()):
+            raise TypeError("not a table of file names to sha256 digests")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{directory}: {MANIFEST} is unreadable ({exc}). {fix}") from None
+    outside = [rel for rel in expected if Path(rel).is_absolute() or ".." in Path(rel).parts]
+    if outside:  # hashing /dev/zero or a file elsewhere would hang or leak: only files inside are checked
+        raise CheckpointError(f"{directory}: {MANIFEST} names {outside[0]!r}, outside the checkpoint. {fix}")
     present = _files(directory)
     names = list(only) if only is not None else sorted(set(expected) | set(present))
     for rel in names:

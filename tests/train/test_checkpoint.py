@@ -116,6 +116,12 @@ def test_manifest_refuses_changed_missing_and_added_files(tmp_path):
     with pytest.raises(CheckpointError, match="ds/link is a symlink"):
         checkpoint.load(engine, path)
     (path / "ds" / "link").unlink()
+    (path / "MANIFEST.json").write_text(json.dumps({"sha256": {"/dev/zero": "0" * 64}}))
+    with pytest.raises(CheckpointError, match="names '/dev/zero', outside the checkpoint"):
+        checkpoint.load(engine, path)
+    (path / "MANIFEST.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="MANIFEST.json is unreadable"):
+        checkpoint.load(engine, path)
     (path / "MANIFEST.json").unlink()
     with pytest.raises(CheckpointError, match="no MANIFEST.json; refusing to load an unverifiable checkpoint"):
         checkpoint.load(engine, path)
