@@ -15,6 +15,13 @@ chart) every `chart_every` steps and at the end.  The sqlite store keeps absolut
 moved or copied clone rewrites them to its own `mlartifacts/` when it opens a run (`relocate_store`).
 If the server cannot be reached the run goes on with a `LocalTracker` that writes the same calls to
 `.tracking_fallback/` and warns; tracking never stops training.
+
+Outages: MLflow's HTTP defaults (120 s timeout, 7 retries with backoff: ~255 s per call) are lowered for
+this process to a 5 s timeout and no retries, unless set explicitly.  The first failing call marks the run
+dead: one warning says where the rest goes, every later call (end of run included) goes to the local log
+without touching the server, and nothing a tracker does changes the stage's exit code.  Credentials in a
+tracking URI (`http://user:pass@host`) are redacted from every warning, param and tag.
+`tracking.enabled: false` logs nowhere and creates no directory.
 """
 from __future__ import annotations
 
@@ -28,23 +35,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
-from pipeline.tracking_support import (DEFAULT_ARTIFACTS, DEFAULT_DB, chart_figure, display_path, file_md5,
-                                       headline_metrics, model_reference, relocate_store, run_name, run_tags,
-                                       sample_rows, workspace_root)
+from pipeline.tracking_support import (DEFAULT_ARTIFACTS, DEFAULT_DB, FALLBACK_DIR, MODEL_COPY_LIMIT_MB,  # noqa: F401
+                                       LocalTracker, NullTracker, Tracker, _load_params, chart_figure, display_path,
+                                       file_md5, git_sha, headline_metrics, redact, relocate_store, run_name,
+                                       run_tags, sample_rows, short_http_timeouts, workspace_root)
 
-# A model directory up to this size is copied into the run; a larger one (GPU models are GBs, and every
-# run would copy them again) is logged as a reference to the DVC-tracked files instead.
-MODEL_COPY_LIMIT_MB = 200
 # Series drawn together: MLflow's default chart view gives every metric key its own chart.
 CHARTS = {"entropy_vs_target": (("entropy", "reg/target"), "token entropy (nats)")}
-
-
-def git_sha() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def dvc_stage_hash(address: Optional[str] = None) -> Optional[str]:
@@ -96,99 +93,59 @@ def _metric_name(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", key)
 
 
-class Tracker:
-    """Interface; the methods swallow nothing, so implementations decide how to degrade."""
-
-    run_id: Optional[str] = None
-
-    def log_params(self, params: Mapping[str, Any]) -> None: ...
-    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None: ...
-    def log_artifact(self, path: str | os.PathLike, artifact_path: Optional[str] = None) -> None: ...
-    def set_tags(self, tags: Mapping[str, Any]) -> None: ...
-    def log_dir(self, path: str | os.PathLike, artifact_path: Optional[str] = None) -> None: ...
-    def log_input(self, source: str | os.PathLike, name: str, context: str) -> None: ...
-    def log_table(self, rows: list[dict], artifact_file: str) -> None: ...
-
-    def log_model(self, path: str | os.PathLike, artifact_path: str) -> None:
-        """Copy a model directory into the run, or, above MODEL_COPY_LIMIT_MB, log `<artifact_path>.ref.json`:
-        the path, total size and each file's md5 (DVC's content hash: the file's address in the DVC cache
-        and remotes) instead of a multi-GB copy per run."""
-        path = Path(path)
-        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-        if size <= MODEL_COPY_LIMIT_MB * 2**20:
-            self.log_dir(path, artifact_path)
-            return
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            ref = Path(tmp) / f"{artifact_path.replace('/', '_')}.ref.json"
-            ref.write_text(json.dumps(model_reference(path, git_sha()), indent=1))
-            self.log_artifact(ref)
-
-
-class LocalTracker(Tracker):
-    """Appends every call as a JSON line under `root` (used when MLflow is off or unreachable)."""
-
-    def __init__(self, root: str | os.PathLike, stage: str) -> None:
-        self.dir = Path(root) / f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.dir / "events.jsonl", "a", encoding="utf-8")
-
-    def _write(self, kind: str, **payload: Any) -> None:
-        self._fh.write(json.dumps({"kind": kind, "time": time.time(), **payload}, default=str) + "\n")
-        self._fh.flush()
-
-    def log_params(self, params):
-        self._write("params", params=dict(params))
-
-    def log_metrics(self, metrics, step=None):
-        self._write("metrics", step=step, metrics={k: float(v) for k, v in metrics.items()})
-
-    def log_artifact(self, path, artifact_path=None):
-        self._write("artifact", path=str(path), artifact_path=artifact_path)
-
-    def set_tags(self, tags):
-        self._write("tags", tags=dict(tags))
-
-    def log_dir(self, path, artifact_path=None):
-        self._write("artifact_dir", path=str(path), artifact_path=artifact_path)
-
-    def log_input(self, source, name, context):
-        self._write("input", source=str(source), name=name, context=context)
-
-    def log_table(self, rows, artifact_file):
-        self._write("table", artifact_file=artifact_file, rows=rows)
-
-    def close(self) -> None:
-        self._fh.close()
-
-
 class MlflowTracker(Tracker):
-    """Thin adapter over an active MLflow run; a failing call falls back to the local log and warns."""
+    """Thin adapter over an active MLflow run.  The first failing call ends all remote calls for the run:
+    it and every later call go to a local log, announced by one warning naming where."""
 
-    def __init__(self, mlflow_module, run, fallback: LocalTracker | None = None) -> None:
+    def __init__(self, mlflow_module, run, fallback: LocalTracker | None = None, stage: str = "mlflow-outage",
+                 uri: str = "") -> None:
         self._m = mlflow_module
         self.run_id = run.info.run_id
         self._fallback = fallback
-        self._root = None
+        self._stage, self._uri = stage, uri
+        self.dead = False
         self.title = run.info.run_name
         self.chart_every = 0
         self._series: dict[str, list[tuple[int, float]]] = {}
 
-    def _guard(self, name: str, *args, **kwargs) -> None:
+    def _local(self) -> LocalTracker:
+        if self._fallback is None:
+            self._fallback = LocalTracker(FALLBACK_DIR, self._stage)
+        return self._fallback
+
+    def _remote(self, name: str, call) -> bool:
+        """Run `call` against the server unless the run is dead; False (and the run dead, warned once) when
+        the server fails, so the caller writes to the local log instead."""
+        if self.dead:
+            return False
         try:
-            getattr(self._m, name)(*args, **kwargs)
-        except Exception as exc:  # a tracking outage must not stop the stage
-            if self._fallback is None:
-                self._fallback = LocalTracker(".tracking_fallback", "mlflow-outage")
-            warnings.warn(f"MLflow {name} failed ({type(exc).__name__}: {exc}); "
-                          f"writing to {self._fallback.dir} instead", RuntimeWarning, stacklevel=3)
-            {"log_params": self._fallback.log_params, "log_metrics": self._fallback.log_metrics,
-             "log_artifact": self._fallback.log_artifact, "set_tags": self._fallback.set_tags,
-             "log_artifacts": self._fallback.log_dir}[name](*args, **kwargs)
+            call()
+            return True
+        except Exception as exc:  # a tracking outage must not stop (or stall) the stage
+            self.dead = True
+            warnings.warn(redact(
+                f"MLflow server {self._uri} failed during {name} ({type(exc).__name__}: {exc}); no further "
+                f"calls go to it for this run: params, metrics and artifacts from here on are written to "
+                f"{self._local().dir / 'events.jsonl'} and the stage continues"), RuntimeWarning, stacklevel=4)
+            return False
+
+    def _guard(self, name: str, *args, **kwargs) -> None:
+        if self._remote(name, lambda: getattr(self._m, name)(*args, **kwargs)):
+            return
+        local = self._local()
+        {"log_params": local.log_params, "log_metrics": local.log_metrics, "log_artifact": local.log_artifact,
+         "set_tags": local.set_tags, "log_artifacts": local.log_dir}[name](*args, **kwargs)
+
+    def end(self, status: str) -> None:
+        """End the MLflow run; after an outage only the local bookkeeping is cleared (no remote call)."""
+        self.draw_charts()
+        if not self._remote("end_run", lambda: self._m.end_run(status=status)):
+            _forget_active_run(self._m)
+        if self._fallback is not None:
+            self._fallback.close()
 
     def log_params(self, params):
-        clean = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in params.items()}
+        clean = {k: redact(json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in params.items()}
         items = list(clean.items())
         for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
             self._guard("log_params", dict(items[i:i + 100]))
@@ -201,32 +158,22 @@ class MlflowTracker(Tracker):
         self._guard("log_artifact", str(path), artifact_path=artifact_path)
 
     def set_tags(self, tags):
-        self._guard("set_tags", {k: str(v) for k, v in tags.items()})
+        self._guard("set_tags", {k: redact(str(v)) for k, v in tags.items()})
 
     def log_dir(self, path, artifact_path=None):
         self._guard("log_artifacts", str(path), artifact_path=artifact_path)
 
-    def _degrade(self, what: str, exc: Exception) -> LocalTracker:
-        """The local log for a call MLflow refused (a new kind of call, so `_guard`'s table does not apply)."""
-        if self._fallback is None:
-            self._fallback = LocalTracker(".tracking_fallback", "mlflow-outage")
-        warnings.warn(f"MLflow {what} failed ({type(exc).__name__}: {exc}); writing to {self._fallback.dir} "
-                      "instead", RuntimeWarning, stacklevel=3)
-        return self._fallback
-
     def log_input(self, source, name, context):
-        try:
+        def call():
             dataset, tags = _dataset(source, name)
             self._m.log_input(dataset, context=context, tags=tags)
-        except Exception as exc:  # a tracking outage must not stop the stage
-            self._degrade("log_input", exc).log_input(source, name, context)
+        if not self._remote("log_input", call):
+            self._local().log_input(source, name, context)
 
     def log_table(self, rows, artifact_file):
         columns = {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}
-        try:
-            self._m.log_table(columns, artifact_file)
-        except Exception as exc:
-            self._degrade("log_table", exc).log_table(rows, artifact_file)
+        if not self._remote("log_table", lambda: self._m.log_table(columns, artifact_file)):
+            self._local().log_table(rows, artifact_file)
 
     def observe_charts(self, metrics: Mapping[str, float], step: Optional[int]) -> None:
         """Keep the series of CHARTS and redraw them every `chart_every` steps."""
@@ -249,9 +196,7 @@ class MlflowTracker(Tracker):
 
                 fig = chart_figure(self._series, keys, ylabel, self.title)
                 try:
-                    self._m.log_figure(fig, f"charts/{name}.png")
-                except Exception as exc:
-                    self._degrade("log_figure", exc)
+                    self._remote("log_figure", lambda: self._m.log_figure(fig, f"charts/{name}.png"))
                 finally:
                     plt.close(fig)
 
@@ -294,66 +239,91 @@ def _experiment_id(client, name: str) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
-@contextlib.contextmanager
-def start_run(stage: str, *, experiment: str = "aer-pipeline", uri: Optional[str] = None,
-              enabled: bool = True, tags: Optional[Mapping[str, Any]] = None, run_name: Optional[str] = None,
-              system_metrics: bool = False, chart_every: int = 0) -> Iterator[Tracker]:
-    """Open a tracked run for `stage`; nested under $AER_PARENT_RUN_ID when set.  `system_metrics` samples
-    CPU, memory (and GPU when pynvml is installed) into `system/*`; `chart_every` > 0 redraws CHARTS."""
-    uri = resolve_uri(uri)
-    reachable = enabled and _server_reachable(uri)
-    if enabled and not reachable:
-        warnings.warn(f"MLflow server {uri} is unreachable; stage '{stage}' logs to .tracking_fallback/ "
-                      "and continues", RuntimeWarning, stacklevel=3)
-    if not reachable:
-        tracker = LocalTracker(".tracking_fallback", stage)
-        try:
-            yield tracker
-        finally:
-            tracker.close()
-        return
-    import mlflow
-
-    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
-    _relocate_if_default(uri)
-    mlflow.set_tracking_uri(uri)  # also writes $MLFLOW_TRACKING_URI; restored below
-    exp_id = _experiment_id(mlflow.MlflowClient(uri), experiment)
+def _open_run(mlflow, stage: str, experiment: str, tags: Optional[Mapping[str, Any]], run_name: Optional[str],
+              system_metrics: bool):
+    exp_id = _experiment_id(mlflow.MlflowClient(mlflow.get_tracking_uri()), experiment)
     active = mlflow.active_run()
     parent = active.info.run_id if active is not None else os.environ.get("AER_PARENT_RUN_ID")
     all_tags = {"stage": stage, "git_sha": git_sha(), "dvc_stage": os.environ.get("DVC_STAGE", stage),
                 **(tags or {})}
     if parent:
         all_tags["mlflow.parentRunId"] = parent
-    status = "FINISHED"
     # Not `with start_run(...)`: its exit would end the run a second time, which ends the parent too.
-    run = mlflow.start_run(experiment_id=exp_id, run_name=run_name or stage, nested=active is not None,
-                           tags={k: str(v) for k, v in all_tags.items()}, log_system_metrics=system_metrics)
-    tracker = MlflowTracker(mlflow, run)
-    tracker.chart_every = chart_every
+    return mlflow.start_run(experiment_id=exp_id, run_name=run_name or stage, nested=active is not None,
+                            tags={k: redact(str(v)) for k, v in all_tags.items()}, log_system_metrics=system_metrics)
+
+
+@contextlib.contextmanager
+def _local_run(stage: str, uri: str, why: str) -> Iterator[Tracker]:
+    tracker = LocalTracker(FALLBACK_DIR, stage)
+    warnings.warn(redact(f"MLflow server {uri} is {why}; stage '{stage}' logs to {tracker.dir / 'events.jsonl'} "
+                         "and continues"), RuntimeWarning, stacklevel=4)
     try:
         yield tracker
-    except BaseException:
-        status = "FAILED"
-        raise
     finally:
-        tracker.draw_charts()
-        mlflow.end_run(status=status)
+        tracker.close()
+
+
+@contextlib.contextmanager
+def start_run(stage: str, *, experiment: str = "aer-pipeline", uri: Optional[str] = None,
+              enabled: bool = True, tags: Optional[Mapping[str, Any]] = None, run_name: Optional[str] = None,
+              system_metrics: bool = False, chart_every: int = 0) -> Iterator[Tracker]:
+    """Open a tracked run for `stage`; nested under $AER_PARENT_RUN_ID when set; disabled: a NullTracker.
+    `system_metrics` samples CPU, memory (and GPU when pynvml is installed) into `system/*`; `chart_every`
+    > 0 redraws CHARTS."""
+    if not enabled:
+        yield NullTracker()
+        return
+    uri = resolve_uri(uri)
+    short_http_timeouts()
+    if not _server_reachable(uri):
+        with _local_run(stage, uri, "unreachable") as tracker:
+            yield tracker
+        return
+    import mlflow
+
+    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        _relocate_if_default(uri)
+        mlflow.set_tracking_uri(uri)  # also writes $MLFLOW_TRACKING_URI; restored below
+        try:
+            run, why = _open_run(mlflow, stage, experiment, tags, run_name, system_metrics), ""
+        except Exception as exc:  # answered /health but fails the API: same as unreachable
+            run, why = None, f"unreachable ({type(exc).__name__}: {exc})"
+        if run is None:
+            with _local_run(stage, uri, why) as tracker:
+                yield tracker
+            return
+        tracker, status = MlflowTracker(mlflow, run, stage=stage, uri=uri), "FINISHED"
+        tracker.chart_every = chart_every
+        try:
+            yield tracker
+        except BaseException:
+            status = "FAILED"
+            raise
+        finally:
+            tracker.end(status)
+    finally:
         if saved_env is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = saved_env
 
 
-def _load_params(path: Optional[str] = None):
-    """params.yaml (or $AER_PARAMS) for the parent run; None, with a warning, when it does not load (the
-    wrapped stages then fail with the full error, so the parent must not hide it)."""
-    from pipeline.config import ConfigError, load_params
-
+def _forget_active_run(mlflow) -> None:
+    """Drop the ended run from MLflow's active-run stack without a server call (after an outage).  Uses
+    MLflow's private stack; if that moved, fall back to `end_run` (short timeouts, errors swallowed)."""
     try:
-        return load_params(path)
-    except ConfigError as exc:
-        warnings.warn(f"parent run without config: {exc}", RuntimeWarning, stacklevel=3)
-        return None
+        from mlflow.environment_variables import MLFLOW_RUN_ID
+        from mlflow.tracking import fluent
+
+        stack = fluent._active_run_stack.get()
+        if stack:
+            stack.pop()
+        MLFLOW_RUN_ID.unset()
+    except Exception:
+        with contextlib.suppress(Exception):
+            mlflow.end_run()
 
 
 def _client(params) -> tuple[Any, str]:
@@ -367,18 +337,28 @@ def _client(params) -> tuple[Any, str]:
 def open_parent(name: str, *, params_path: Optional[str] = None) -> Optional[str]:
     """Start a parent run (left open) in params' `tracking.experiment` at `tracking.uri`, named and tagged
     like the stage runs, with the flattened config as params.  Returns its id; None when tracking is off or
-    the server is unreachable."""
-    from mlflow.entities import Param
-
-    from pipeline.config import flatten, to_dict
-
+    the server is unreachable or fails (warned, never raised)."""
     params = _load_params(params_path)
     if params is not None and not params.tracking.enabled:
         return None
     uri = resolve_uri(params.tracking.uri if params is not None else None)
+    short_http_timeouts()
     if not _server_reachable(uri):
-        warnings.warn(f"MLflow server {uri} is unreachable; no parent run", RuntimeWarning, stacklevel=2)
+        warnings.warn(redact(f"MLflow server {uri} is unreachable; no parent run"), RuntimeWarning, stacklevel=2)
         return None
+    try:
+        return _create_parent(name, params)
+    except Exception as exc:  # tracking never stops the pipeline
+        warnings.warn(redact(f"MLflow server {uri} failed ({type(exc).__name__}: {exc}); no parent run"),
+                      RuntimeWarning, stacklevel=2)
+        return None
+
+
+def _create_parent(name: str, params) -> str:
+    from mlflow.entities import Param
+
+    from pipeline.config import flatten, to_dict
+
     client, _ = _client(params)
     tags = {"git_sha": git_sha(), "kind": "pipeline"}
     if params is None:
@@ -387,7 +367,7 @@ def open_parent(name: str, *, params_path: Optional[str] = None) -> Optional[str
     tags.update(run_tags(params.train.method, params.seed, params.profile))
     run = client.create_run(_experiment_id(client, params.tracking.experiment),
                             run_name=run_name(name, params.train.method, params.seed), tags=tags)
-    items = [Param(k, json.dumps(v) if isinstance(v, (list, dict)) else str(v))
+    items = [Param(k, redact(json.dumps(v) if isinstance(v, (list, dict)) else str(v)))
              for k, v in flatten(to_dict(params)).items()]
     for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
         client.log_batch(run.info.run_id, params=items[i:i + 100])
@@ -396,10 +376,20 @@ def open_parent(name: str, *, params_path: Optional[str] = None) -> Optional[str
 
 def close_parent(run_id: str, status: str = "FINISHED", *, params_path: Optional[str] = None) -> None:
     """End a parent run; a finished one first gets the headline numbers (as metrics) and labels such as
-    `headline.method` (as tags) that its stages wrote (`headline_metrics`)."""
+    `headline.method` (as tags) that its stages wrote (`headline_metrics`).  A server that died meanwhile
+    is warned about, never raised (the exit code stays)."""
+    params = _load_params(params_path)
+    short_http_timeouts()
+    try:
+        _finish_parent(run_id, status, params)
+    except Exception as exc:
+        warnings.warn(redact(f"MLflow server failed while closing parent run {run_id} ({type(exc).__name__}: "
+                             f"{exc})"), RuntimeWarning, stacklevel=2)
+
+
+def _finish_parent(run_id: str, status: str, params) -> None:
     from mlflow.entities import Metric, RunTag
 
-    params = _load_params(params_path)
     client, _ = _client(params)
     if status == "FINISHED":
         metrics, labels = headline_metrics(params)

@@ -1,5 +1,7 @@
-"""What the tracker records that needs no MLflow: run names and tags, the parent run's headline metrics,
-references to large models, sampled table rows, overlay charts, and the relocation of a sqlite store.
+"""What the tracker does that needs no MLflow: the `Tracker` interface and its local and null
+implementations, credential redaction and short HTTP timeouts, run names and tags, the parent run's
+headline metrics, references to large models, sampled table rows, overlay charts, and the relocation of a
+sqlite store.
 
 Split from `pipeline/tracking.py` (the one library module allowed to import MLflow) so that module stays
 an adapter.  `relocate_store` edits MLflow's sqlite schema directly (experiments.artifact_location,
@@ -10,9 +12,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import time
+import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
+FALLBACK_DIR = ".tracking_fallback"
+# Per-process defaults for MLflow's HTTP client (read at every request); explicit settings win.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s'\"]+)@")
+# A model directory up to this size is copied into the run; a larger one (GPU models are GBs, and every
+# run would copy them again) is logged as a reference to the DVC-tracked files instead.
+MODEL_COPY_LIMIT_MB = 200
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 ARTIFACT_DIRS = (DEFAULT_ARTIFACTS, "mlruns")  # ours, and MLflow's own default for the Default experiment
@@ -160,3 +173,113 @@ def headline_metrics(params=None) -> tuple[dict[str, float], dict[str, str]]:
             elif isinstance(value, (str, bool)):
                 labels[prefix + key] = str(value)
     return metrics, labels
+
+
+def redact(value: Any) -> Any:
+    """Text with the user:password part of every URL replaced by ***; other values unchanged."""
+    return _USERINFO.sub(r"\g<scheme>***@", value) if isinstance(value, str) else value
+
+
+def short_http_timeouts() -> None:
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+
+def _load_params(path: Optional[str] = None):
+    """params.yaml (or $AER_PARAMS) for the parent run; None, with a warning, when it does not load (the
+    wrapped stages then fail with the full error, so the parent must not hide it)."""
+    from pipeline.config import ConfigError, load_params
+
+    try:
+        return load_params(path)
+    except ConfigError as exc:
+        warnings.warn(f"parent run without config: {exc}", RuntimeWarning, stacklevel=3)
+        return None
+
+
+class Tracker:
+    """Interface; the methods swallow nothing, so implementations decide how to degrade."""
+
+    run_id: Optional[str] = None
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None) -> None: ...
+    def log_artifact(self, path: str | os.PathLike, artifact_path: Optional[str] = None) -> None: ...
+    def set_tags(self, tags: Mapping[str, Any]) -> None: ...
+    def log_dir(self, path: str | os.PathLike, artifact_path: Optional[str] = None) -> None: ...
+    def log_input(self, source: str | os.PathLike, name: str, context: str) -> None: ...
+    def log_table(self, rows: list[dict], artifact_file: str) -> None: ...
+
+    def log_model(self, path: str | os.PathLike, artifact_path: str) -> None:
+        """Copy a model directory into the run, or, above MODEL_COPY_LIMIT_MB, log `<artifact_path>.ref.json`:
+        the path, total size and each file's md5 (DVC's content hash: the file's address in the DVC cache
+        and remotes) instead of a multi-GB copy per run."""
+        path = Path(path)
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        if size <= MODEL_COPY_LIMIT_MB * 2**20:
+            self.log_dir(path, artifact_path)
+            return
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            ref = Path(tmp) / f"{artifact_path.replace('/', '_')}.ref.json"
+            ref.write_text(json.dumps(model_reference(path, git_sha()), indent=1))
+            self.log_artifact(ref)
+
+
+class LocalTracker(Tracker):
+    """Appends every call as a JSON line under `root` (used when MLflow is off or unreachable)."""
+
+    def __init__(self, root: str | os.PathLike, stage: str) -> None:
+        self.dir = Path(root) / f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.dir / "events.jsonl", "a", encoding="utf-8")
+
+    def _write(self, kind: str, **payload: Any) -> None:
+        self._fh.write(json.dumps({"kind": kind, "time": time.time(), **payload}, default=str) + "\n")
+        self._fh.flush()
+
+    def log_params(self, params):
+        self._write("params", params={k: redact(v) for k, v in params.items()})
+
+    def log_metrics(self, metrics, step=None):
+        self._write("metrics", step=step, metrics={k: float(v) for k, v in metrics.items()})
+
+    def log_artifact(self, path, artifact_path=None):
+        self._write("artifact", path=str(path), artifact_path=artifact_path)
+
+    def set_tags(self, tags):
+        self._write("tags", tags={k: redact(v) for k, v in tags.items()})
+
+    def log_dir(self, path, artifact_path=None):
+        self._write("artifact_dir", path=str(path), artifact_path=artifact_path)
+
+    def log_input(self, source, name, context):
+        self._write("input", source=str(source), name=name, context=context)
+
+    def log_table(self, rows, artifact_file):
+        self._write("table", artifact_file=artifact_file, rows=rows)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class NullTracker(Tracker):
+    """`tracking.enabled: false`: every call is accepted and nothing is written anywhere."""
+
+    def log_model(self, path, artifact_path):
+        pass
+
+    def close(self) -> None:
+        pass
+
+

@@ -300,7 +300,7 @@ def test_dvc_params_are_the_keys_the_stage_declares(name):
 
 
 ENTRY_POINTS = sorted(f"pipeline.stages.{p.stem}" for p in (ROOT / "pipeline/stages").glob("*.py")
-                      if "main_guard(run)" in p.read_text())
+                      if "\n    main_guard(run" in p.read_text())
 
 
 @pytest.mark.parametrize("module", ENTRY_POINTS)

@@ -2,6 +2,7 @@
 fallback when the server is down (the run continues, warns, and writes locally)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import tracking
+from tests.conftest import ROOT
 
 
 def _free_port() -> int:
@@ -50,9 +52,9 @@ def test_nested_runs_and_sanitised_names(tmp_path):
     assert client.get_run(parent.run_id).info.status == "FINISHED"
 
 
-@pytest.mark.server
-@pytest.mark.slow
-def test_real_mlflow_server_receives_a_stage_run(tmp_path):
+@contextlib.contextmanager
+def _mlflow_server(tmp_path: Path):
+    """A real `mlflow server` on loopback (its own process group); yields (url, process)."""
     port = _free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     mlflow_bin = str(Path(sys.executable).parent / "mlflow")
@@ -70,6 +72,22 @@ def test_real_mlflow_server_receives_a_stage_run(tmp_path):
             except Exception:
                 assert server.poll() is None, "mlflow server exited"
                 time.sleep(0.5)
+        yield url, server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGCONT)
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_real_mlflow_server_receives_a_stage_run(tmp_path):
+    with _mlflow_server(tmp_path) as (url, server):
         art = tmp_path / "metrics.json"
         art.write_text('{"n": 1}')
         with tracking.start_run("prepare", uri=url) as t:
@@ -82,14 +100,97 @@ def test_real_mlflow_server_receives_a_stage_run(tmp_path):
         with urllib.request.urlopen(f"{url}/api/2.0/mlflow/artifacts/list?run_id={t.run_id}", timeout=10) as r:
             files = [f["path"] for f in json.load(r).get("files", [])]
         assert "metrics.json" in files
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
     assert server.poll() is not None
+
+
+_OUTAGE_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+import mlflow
+from pipeline import tracking
+from tests.conftest import ROOT
+with tracking.start_run("train", uri=sys.argv[1]) as t:
+    t.log_params({"seed": 1})
+    t.log_metrics({"loss": 0.0}, step=0)
+    Path("ready").write_text("1")
+    while not Path("down").exists():
+        time.sleep(0.05)
+    times = []
+    for step in range(1, 6):
+        start = time.monotonic()
+        t.log_metrics({"loss": float(step)}, step=step)
+        times.append(time.monotonic() - start)
+    Path("times.json").write_text(json.dumps(times))
+Path("after.json").write_text(json.dumps({"active": mlflow.active_run() is not None}))
+"""
+
+
+@pytest.mark.server
+@pytest.mark.slow
+@pytest.mark.parametrize("outage", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "hung"])
+def test_regression_tracker_outage_stalls_steps_and_changes_exit_code(tmp_path, outage):
+    """Regression (issue 13 item 2): with the server dead each call blocked ~255 s in MLflow's retries, and
+    with retries off the unguarded end_run made the stage exit 1.  Killed (connection refused) or hung
+    (accepts, never answers): one step waits at most the 5 s timeout, later steps not at all, one warning
+    says where the metrics went, and the process exits 0."""
+    (tmp_path / "job").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
+    env.update(PYTHONPATH=str(ROOT))
+    with _mlflow_server(tmp_path) as (url, server):
+        proc = subprocess.Popen([sys.executable, "-c", _OUTAGE_SCRIPT, url], cwd=tmp_path / "job", env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "job/ready").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+            time.sleep(0.05)
+        os.killpg(server.pid, outage)
+        (tmp_path / "job/down").write_text("1")
+        _, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 0, stderr[-3000:]
+    times = json.loads((tmp_path / "job/times.json").read_text())
+    assert times[0] < 8 and max(times[1:]) < 0.5, times
+    assert stderr.count("no further calls go to it") == 1, stderr[-3000:]
+    (events,) = (tmp_path / "job/.tracking_fallback").rglob("events.jsonl")
+    assert str(events.relative_to(tmp_path / "job")) in stderr
+    logged = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["step"] for e in logged if e["kind"] == "metrics"] == [1, 2, 3, 4, 5]
+    assert json.loads((tmp_path / "job/after.json").read_text()) == {"active": False}
+
+
+def test_regression_credentials_in_tracking_uri_are_printed_and_stored(tmp_path, monkeypatch):
+    """Regression (issue 13 item 6): the password in http://user:pass@host was printed in the unreachable
+    warning and saved as a param in .tracking_fallback/ (and would reach MLflow's params too)."""
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    secret = f"http://alice:s3cret@127.0.0.1:{_free_port()}"
+    assert tracking.redact(f"see {secret}/api and postgresql://u:p@db/x") == (
+        f"see http://***@127.0.0.1:{secret.rsplit(':', 1)[1]}/api and postgresql://***@db/x")
+    assert tracking.redact("sqlite:////tmp/m.db") == "sqlite:////tmp/m.db" and tracking.redact(3) == 3
+    with pytest.warns(RuntimeWarning) as record:
+        with tracking.start_run("prepare", uri=secret) as t:
+            t.log_params({"tracking.uri": secret})
+            t.set_tags({"uri": secret})
+    assert record and not any("s3cret" in str(w.message) for w in record)
+    stored = "".join(f.read_text() for f in (tmp_path / ".tracking_fallback").rglob("*") if f.is_file())
+    assert "s3cret" not in stored and "http://***@127.0.0.1" in stored
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    with tracking.start_run("prepare", uri=uri) as t:
+        t.log_params({"tracking.uri": secret})
+    assert mlflow.MlflowClient(uri).get_run(t.run_id).data.params["tracking.uri"].startswith("http://***@")
+
+
+def test_regression_tracking_disabled_still_creates_a_fallback_dir(tmp_path, monkeypatch):
+    from pipeline.config import load_params
+    from pipeline.stages.common import stage_run
+    from tests.conftest import tiny_params_dict
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(__import__("yaml").safe_dump(tiny_params_dict(**{"tracking.enabled": False})))
+    with stage_run("prepare", load_params("params.yaml")) as t:
+        t.log_metrics({"x": 1.0}, step=0)
+        t.log_artifact(tmp_path / "params.yaml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
 def test_wrap_nests_a_subprocess_stage_run_under_a_parent(tmp_path, monkeypatch):
@@ -346,7 +447,9 @@ def test_regression_large_model_is_logged_as_a_dvc_reference_not_a_copy(tmp_path
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     with tracking.start_run("train", uri=uri) as small:
         small.log_model(model, "final_model")
-    monkeypatch.setattr(tracking, "MODEL_COPY_LIMIT_MB", 0.001)  # ~1 kB: the 3 kB model is "large"
+    from pipeline import tracking_support
+
+    monkeypatch.setattr(tracking_support, "MODEL_COPY_LIMIT_MB", 0.001)  # ~1 kB: the 3 kB model is "large"
     with tracking.start_run("train", uri=uri) as large:
         large.log_model(model, "final_model")
     client = _client(uri)

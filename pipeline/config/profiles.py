@@ -172,8 +172,8 @@ def switch(name: str, params_path: Path = Path("params.yaml"), profiles_dir: Pat
         current, edits = local_edits(params_path, profiles_dir)
         if edits and not force:
             raise ConfigError(f"{params_path} holds edits that its profile {current!r} does not render:\n  "
-                              + "\n  ".join(edits) + f"\nFix: keep them in an overlay profiles/<name>.yaml, revert "
-                              f"them, or switch with FORCE=1 (make) / --force to keep a copy first")
+                              + "\n  ".join(edits) + "\nFix: keep them in an overlay profiles/<name>.yaml, revert "
+                              "them, or switch with FORCE=1 (make) / --force to keep a copy first")
         if edits:
             backup = _backup_path(params_path, current)
             backup.write_bytes(params_path.read_bytes())

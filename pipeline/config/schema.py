@@ -13,12 +13,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
-from pipeline.config.loader import ConfigError, build, fld, to_dict
+from pipeline.config.loader import build, fail, fld, to_dict
 from pipeline.config.methods import METHODS as METHOD_ENTRIES
 from pipeline.config.methods import method_configs
 
 METHODS = tuple(METHOD_ENTRIES)
 Method = Literal[METHODS]  # type: ignore[valid-type]
+MAX_SEED = 2**32 - 1  # numpy's RandomState accepts seeds below 2**32
 AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
 
@@ -255,7 +256,8 @@ class PhenomenonCfg:
 @dataclass(frozen=True)
 class CompareCfg:
     arms: dict[str, ArmCfg] = fld(factory=_default_arms)
-    seeds: tuple[int, ...] = (1, 2, 3)
+    seeds: tuple[int, ...] = fld(factory=lambda: (1, 2, 3), ge=0, le=MAX_SEED,
+                                 fix=f"use seeds between 0 and {MAX_SEED} (numpy's limit)")
     steps: Optional[int] = fld(None, ge=1, fix="null trains as long as train.steps")
     short_steps: int = fld(20, ge=1, fix="training steps of `make compare-short` (one seed, untracked)")
     baseline: str = "grpo"
@@ -294,22 +296,24 @@ class HubCfg:
 
 @dataclass(frozen=True)
 class Params:
-    seed: int = fld(1234, ge=0)
+    # Sections and the seed must be written out (params.yaml is rendered in full): a forgotten section must
+    # not silently change the experiment.  Keys inside a section may default.
+    seed: int = fld(1234, ge=0, le=MAX_SEED, required=True, fix=f"use a seed between 0 and {MAX_SEED} (numpy's limit)")
     profile: str = fld("embedded", fix="name a file of profiles/ (see `make profile`)")  # set by the renderer
-    data: DataCfg = fld(factory=DataCfg)
-    model: ModelCfg = fld(factory=ModelCfg)
-    difficulty: DifficultyCfg = fld(factory=DifficultyCfg)
-    entropy: EntropyCfg = fld(factory=EntropyCfg)
-    train: TrainCfg = fld(factory=TrainCfg)
-    rollout: RolloutCfg = fld(factory=RolloutCfg)
-    eval: EvalCfg = fld(factory=EvalCfg)
-    compare: CompareCfg = fld(factory=CompareCfg)
-    tracking: TrackingCfg = fld(factory=TrackingCfg)
-    hub: HubCfg = fld(factory=HubCfg)
+    data: DataCfg = fld(factory=DataCfg, required=True)
+    model: ModelCfg = fld(factory=ModelCfg, required=True)
+    difficulty: DifficultyCfg = fld(factory=DifficultyCfg, required=True)
+    entropy: EntropyCfg = fld(factory=EntropyCfg, required=True)
+    train: TrainCfg = fld(factory=TrainCfg, required=True)
+    rollout: RolloutCfg = fld(factory=RolloutCfg, required=True)
+    eval: EvalCfg = fld(factory=EvalCfg, required=True)
+    compare: CompareCfg = fld(factory=CompareCfg, required=True)
+    tracking: TrackingCfg = fld(factory=TrackingCfg, required=True)
+    hub: HubCfg = fld(factory=HubCfg, required=True)
 
 
 def _bad(source: str, key: str, value, problem: str, fix: str) -> None:
-    raise ConfigError(f"{source}: key '{key}' = {value!r}: {problem}. Fix: {fix}")
+    fail(source, key, value, problem, fix)  # names --set as the source when the key came from there
 
 
 def validate_params(p: Params, source: str = "params.yaml") -> None:
@@ -339,6 +343,12 @@ def validate_params(p: Params, source: str = "params.yaml") -> None:
     if "{problem}" not in p.model.prompt_template:
         _bad(source, "model.prompt_template", p.model.prompt_template, "has no {problem} placeholder",
              "include {problem} where the problem text goes")
+    if p.model.dtype == "float16" and not _cuda_available():
+        _bad(source, "model.dtype", p.model.dtype, "is not supported on this machine (no CUDA GPU): float16 "
+             "matmuls and sampling fail or are emulated on CPU", "use model.dtype: float32 (or bfloat16) on CPU")
+    if p.model.dtype == "float16" and not _cuda_available():
+        _bad(source, "model.dtype", p.model.dtype, "is not supported on this machine (no CUDA GPU): float16 "
+             "matmuls and sampling fail or are emulated on CPU", "use model.dtype: float32 (or bfloat16) on CPU")
     if p.train.deepspeed.bf16 and p.model.dtype == "float16":
         _bad(source, "model.dtype", p.model.dtype, "conflicts with train.deepspeed.bf16: true",
              "use model.dtype: bfloat16 with bf16 training")
@@ -458,3 +468,9 @@ def _validate_gpu_path(p: Params, source: str) -> None:
                  f"put it under {p.hub.dir}/ so that DVC tracks it with the download stage")
         if item is not None and key != "hub.model" and item.split is None:
             _bad(source, f"{key}.split", None, "is required for a dataset", "name the split to write, e.g. train")
+
+
+def _cuda_available() -> bool:
+    import torch  # only for model.dtype float16; importing torch is otherwise left to the stages
+
+    return torch.cuda.is_available()

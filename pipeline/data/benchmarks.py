@@ -44,12 +44,14 @@ def load_benchmark(name: str, path: str | None = None) -> tuple[list[Problem], l
         target = str(Path(path) / spec.local_name)
     local = target.endswith((".jsonl", ".json", ".parquet"))
     records = load_records(target, spec.split)
+    first = records.rows[0][1]
     # Local copies use the normalised field names; hub copies use the spec's mapping.
-    pf, af = ("problem", "answer") if local and records and "problem" in records[0] else (
-        spec.problem_field, spec.answer_field)
-    if local and records and "final_answer" in records[0] and "answer" not in records[0]:
+    pf, af = ("problem", "answer") if local and "problem" in first else (spec.problem_field, spec.answer_field)
+    if local and "final_answer" in first and "answer" not in first:
         af = "final_answer"
-    problems, bad = map_rows(records, file=target, source=name, problem_field=pf, answer_field=af)
+    problems, bad, _ = map_rows([r for _, r in records.rows], file=target, source=name, problem_field=pf,
+                                answer_field=af, row_numbers=[n for n, _ in records.rows])
+    bad = sorted(records.bad + bad, key=lambda b: b.row)
     problems = [Problem(id=f"{name}-{i:04d}", problem=p.problem, answer=_first(p.answer), source=name,
                         level=p.level, solution=p.solution) for i, p in enumerate(problems)]
     return problems, bad

@@ -70,7 +70,15 @@ def answer_to_text(value: Any) -> Optional[str]:
 
 
 def load_problems(path) -> list[Problem]:
-    """Prepared problems from a jsonl file; a malformed row names the file and line."""
-    from pipeline.utils.io import read_jsonl
+    """Prepared problems from a jsonl file; a malformed row names the file and its physical line."""
+    from pipeline.utils.io import InputError, scan_jsonl
 
-    return [Problem.from_row(r, f"{path}:{i}") for i, r in enumerate(read_jsonl(path), 1)]
+    problems = []
+    for lineno, row, problem in scan_jsonl(path):
+        if problem is not None:
+            raise InputError(f"{path}:{lineno}: {problem}")
+        try:
+            problems.append(Problem.from_row(row, f"{path}:{lineno}"))
+        except (TypeError, ValueError) as exc:
+            raise InputError(str(exc)) from None
+    return problems

@@ -1,15 +1,28 @@
-"""What every stage entry point shares: params loading, the tracked run, uniform error output and `--help`."""
+"""What every stage entry point shares: params loading, the tracked run, uniform error output, `--help`,
+and the checks that run before any model is loaded (input paths exist, generation fits the model's context).
+
+`main_guard(run, "<stage>")` is the entry point: config errors, unusable inputs and a full
+or read-only disk each print one line naming the key or path and the fix, and exit 2.
+"""
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import os
 import sys
-from typing import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
 
 from pipeline import tracking
 from pipeline.config import ConfigError, Params, flatten, load_params, to_dict
 from pipeline.data.schema import load_problems  # noqa: F401  (re-exported for the stage entry points)
 from pipeline.rollout import engine_from_params  # noqa: F401
+from pipeline.config.loader import Source, fail
+from pipeline.utils.io import InputError
+
+EXIT_USAGE = 2
 
 
 @contextlib.contextmanager
@@ -78,22 +91,177 @@ def parse_overrides(argv: list[str]) -> dict:
         if arg != "--set":
             raise ConfigError(f"command line: unexpected argument {arg!r}. Fix: use --set key=value")
         key, sep, value = next(it, "").partition("=")
-        if not sep:
-            raise ConfigError(f"command line: --set {key!r} has no '='. Fix: use --set key=value")
-        out[key] = yaml.safe_load(value)
+        if not sep or not key:
+            raise ConfigError(f"command line: --set {key!r} has no key=value. Fix: use --set key=value")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            problem = f"{getattr(exc, 'problem', None) or 'unreadable'}" + (f" at column {mark.column + 1}" if mark else "")
+            raise ConfigError(f"--set {key} (command line): value {value!r} is not valid YAML ({problem}). "
+                              f"Fix: quote it or close its brackets, e.g. --set '{key}=[1, 2]'") from None
     return out
 
 
-def main_guard(fn) -> None:
-    """Run a stage main; config and input errors print one clear line and exit 2 (no traceback)."""
+@dataclass(frozen=True)
+class Reads:
+    """An input a stage reads: the params key holding the path, an optional file under it, the stage that
+    writes it, and when the stage reads it (default: always)."""
+    key: str
+    under: str = ""
+    producer: str = ""
+    when: Optional[Callable[[Params], bool]] = None
+
+
+_TRAIN_DATA = Reads("data.out_dir", "train.jsonl", "prepare")
+_BASE = Reads("model.name_or_path", "config.json", "base_model")
+# Which stage reads which path key (checked before any model is loaded).
+STAGE_READS: dict[str, tuple[Reads, ...]] = {
+    "prepare": (),
+    "base_model": (Reads("data.out_dir", "train.jsonl", "prepare", when=lambda p: p.model.build_tiny),
+                   Reads("data.out_dir", "eval.jsonl", "prepare", when=lambda p: p.model.build_tiny)),
+    "difficulty": (_TRAIN_DATA, _BASE),
+    "entropy": (_TRAIN_DATA, Reads("difficulty.out", producer="difficulty"), _BASE),
+    "train": (_TRAIN_DATA, Reads("difficulty.out", producer="difficulty"),
+              Reads("entropy.measure.out", producer="entropy"), _BASE),
+    "evaluate": (Reads("model.name_or_path", "config.json", "base_model", when=lambda p: "base" in p.eval.models),
+                 Reads("train.out_dir", "final", "train", when=lambda p: "trained" in p.eval.models),
+                 Reads("data.out_dir", "eval.jsonl", "prepare",
+                       when=lambda p: any(b.name == "synthetic" and not b.path for b in p.eval.benchmarks))),
+    "compare": (Reads("entropy.measure.out", producer="entropy"),),
+}
+# The max_new_tokens key of each stage that generates.
+STAGE_GENERATES = {"difficulty": "difficulty.max_new_tokens", "entropy": "entropy.measure.max_new_tokens",
+                   "train": "train.max_new_tokens", "evaluate": "eval.max_new_tokens"}
+
+
+def _value(params: Params, key: str):
+    node = params
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def check_inputs(params: Params, reads: Sequence[Reads], source: str) -> None:
+    """ConfigError naming the key (and where its value came from) for the first input that does not exist."""
+    for r in reads:
+        if r.when is not None and not r.when(params):
+            continue
+        if r.key == "model.name_or_path" and not params.model.build_tiny:
+            _check_hub_model(params.model.name_or_path, source)
+            continue
+        path = Path(str(_value(params, r.key))) / r.under if r.under else Path(str(_value(params, r.key)))
+        if not path.exists():
+            run = f"run the '{r.producer}' stage first (dvc repro {r.producer}) or " if r.producer else ""
+            fail(source, r.key, str(_value(params, r.key)), f"{path} does not exist",
+                 f"{run}point '{r.key}' at an existing path")
+
+
+def _check_hub_model(name: str, source: str) -> None:
+    """A model that is not built here must be a local directory, or a hub id that can be fetched: with hub
+    access off (HF_HUB_OFFLINE=1) it must already be in the local Hugging Face cache."""
+    if Path(name).exists():
+        if not (Path(name) / "config.json").is_file():
+            fail(source, "model.name_or_path", name, "is a path without a config.json",
+                 "point it at a saved model directory or a hub id")
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "0") in ("0", "", "false", "False") or _hub_config(name):
+        return
+    fail(source, "model.name_or_path", name, "is neither a local model directory nor in the local Hugging Face "
+         "cache, and hub access is off (HF_HUB_OFFLINE=1)",
+         "download it once with hub access on, or point model.name_or_path at a local copy")
+
+
+def _hub_config(name: str) -> Optional[Path]:
+    if Path(name).is_dir():
+        path = Path(name) / "config.json"
+        return path if path.is_file() else None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        hit = try_to_load_from_cache(name, "config.json")
+    except Exception:  # an id the hub library rejects (e.g. a malformed repo id) is simply not cached
+        return None
+    return Path(hit) if isinstance(hit, str) else None
+
+
+def check_context(params: Params, key: str, source: str) -> None:
+    """`key` (a max_new_tokens) plus the shortest possible longest prompt must fit in the model's context.
+
+    The prompt length is a lower bound: pieces of Qwen2's pre-tokenizer split (BPE never merges across
+    them) of the template around the longest generated problem, so a failure here is certain; passing does
+    not prove that every sourced prompt fits."""
+    if params.model.build_tiny:
+        limit, of = params.model.tiny.max_position_embeddings, "model.tiny.max_position_embeddings"
+    else:
+        config = _hub_config(params.model.name_or_path)
+        limit = json.loads(config.read_text()).get("max_position_embeddings") if config else None
+        of = f"max_position_embeddings of {params.model.name_or_path}"
+    if not isinstance(limit, int):
+        return
+    prompt, new = _prompt_pieces(params), _value(params, key)
+    if new + prompt > limit:
+        more = " or raise model.tiny.max_position_embeddings" if params.model.build_tiny else ""
+        fail(source, key, new, f"plus the longest prompt (at least {prompt} tokens) exceeds the model context "
+             f"({of} = {limit})", f"use {key} <= {limit - prompt}{more}")
+
+
+def _prompt_pieces(params: Params) -> int:
+    import regex
+
+    from pipeline.data import synthetic
+    from pipeline.models.tokenizer import QWEN2_SPLIT
+
+    syn = params.data.synthetic
+    problems = [""]
+    if syn.enabled:
+        grades = sorted(set(syn.train_grades) | set(syn.eval_grades))
+        problems += [p.problem for p in synthetic.generate(params.seed, "eval", grades, 64)]
+    template = params.model.prompt_template
+    return max(len(regex.findall(QWEN2_SPLIT, template.replace("{problem}", text))) for text in problems) + 1
+
+
+def _disk_error(exc: OSError) -> Optional[str]:
+    """One line for a write that failed because the disk is full or read-only; None for other errors."""
+    path = exc.filename or "an output file"
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return f"{path}: no space left on device. Fix: free disk space (or move outputs to a larger disk) and rerun"
+    if exc.errno == errno.EROFS:
+        return f"{path}: read-only file system. Fix: write outputs to a writable location and rerun"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"{path}: permission denied (read-only output?). Fix: make it writable and rerun"
+    return None
+
+
+def main_guard(fn, stage: Optional[str] = None) -> None:
+    """Run a stage main.  Before `fn`: params are loaded and validated, the inputs `STAGE_READS[stage]`
+    must exist and `STAGE_GENERATES[stage]` must fit the model's context.  Config and input errors and a
+    full or read-only disk print one clear line and exit 2 (no traceback)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if cli_preamble(sys.argv[1:], fn):
         return
     try:
-        fn(load_params(overrides=parse_overrides(sys.argv[1:])))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        overrides = parse_overrides(sys.argv[1:])
+        params = load_params(overrides=overrides)
+        source = Source(os.environ.get("AER_PARAMS", "params.yaml"), overrides)
+        check_inputs(params, STAGE_READS.get(stage, ()), source)
+        if stage in STAGE_GENERATES:
+            check_context(params, STAGE_GENERATES[stage], source)
+        fn(params)
+    except (ConfigError, InputError) as exc:
+        _exit(str(exc))
+    except OSError as exc:
+        line = _disk_error(exc)
+        if line is None:
+            raise
+        _exit(line)
+
+
+def _exit(line: str) -> None:
+    print(f"error: {line}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE) from None
 
 
 def cli_preamble(argv: list[str], fn) -> bool:

@@ -135,4 +135,4 @@ def run(params: Params) -> dict:
 
 
 if __name__ == "__main__":
-    main_guard(run)
+    main_guard(run, "compare")

@@ -96,4 +96,4 @@ def run(params: Params) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main_guard(run)
+    main_guard(run, "download")

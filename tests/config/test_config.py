@@ -79,3 +79,92 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("train: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
         load_params(bad)
+
+
+def _write(tmp_path, raw, name="params.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw) if not isinstance(raw, str) else raw)
+    return path
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    ({"seed.x": 1}, "--set seed.x (command line): key 'seed' = 1234: is not a mapping, so 'seed.x' cannot be set"),
+    ({"train": 5, "train.lr": 0.1}, "--set train.lr (command line): key 'train' = 5: is not a mapping"),
+    ({"train.lr": 0.1, "train": 5}, "--set train (command line): key 'train' = 5: must be a mapping"),
+    ({"data.sources.0.path": "x"}, "--set data.sources.0.path (command line): key 'data.sources' = []: is a list "
+                                   "of 0 items"),
+    ({"seed": 10**25}, "--set seed (command line): key 'seed' = 10000000000000000000000000: does not fit in a 64-bit"),
+    ({"seed": 2**32}, "key 'seed' = 4294967296: must be <= 4294967295"),
+    ({"compare.seeds": [1, 2**40]}, "key 'compare.seeds' = (1, 1099511627776): must be <= 4294967295"),
+    ({"entropy.aer.lr": float("inf")}, "--set entropy.aer.lr (command line): key 'entropy.aer.lr' = inf: must be a "
+                                       "finite number"),
+    ({"train.lr": float("nan")}, "key 'train.lr' = nan: must be a finite number"),
+    ({"compare.phenomena": {"grpo_gain": {"arm": "grpo", "threshold": float("inf")}}},
+     "key 'compare.phenomena.grpo_gain.threshold' = inf: must be a finite number"),
+    ({"entropy.clip_cov.clip_lb": -1.0}, "key 'entropy.clip_cov.clip_lb' = -1.0: must be >= 0.0"),
+    ({"train.clip_high": 5.0}, "key 'train.clip_high' = 5.0: must be <= 1.0. Fix: Clip-Higher"),
+    ({"entropy.aer.alpha_min": 0.6}, "--set entropy.aer.alpha_min (command line): key 'entropy.aer.alpha_min' = 0.6: "
+                                     "exceeds alpha_max 0.5"),
+    ({"entropy.skywork.coef_min": 0.1}, "key 'entropy.skywork.coef_min' = 0.1: exceeds coef_max"),
+    ({"model.dtype": "float16"}, "key 'model.dtype' = 'float16': is not supported on this machine (no CUDA GPU)"),
+])
+def test_regression_bad_params_fail_with_one_line_naming_key_and_fix(tmp_path, monkeypatch, overrides, needle):
+    """Regression (issue 13 item 12): raw tracebacks, silently accepted values, alpha_min > alpha_max blamed
+    on alpha_init, and --set errors attributed to params.yaml."""
+    from pipeline.config import schema
+
+    monkeypatch.setattr(schema, "_cuda_available", lambda: False)  # a CPU machine, wherever the test runs
+    path = _write(tmp_path, tiny_params_dict())
+    with pytest.raises(ConfigError) as err:
+        load_params(path, overrides=overrides)
+    msg = str(err.value)
+    assert needle in msg and "Fix:" in msg and "\n" not in msg
+
+
+def test_regression_set_errors_say_params_yaml(tmp_path):
+    """A bad value from the file names the file; the same value from --set names the command line."""
+    path = _write(tmp_path, tiny_params_dict(**{"train.lr": -1.0}))
+    with pytest.raises(ConfigError, match=r"^.*params.yaml: key 'train.lr' = -1.0"):
+        load_params(path)
+    path = _write(tmp_path, tiny_params_dict())
+    with pytest.raises(ConfigError, match=r"^--set train.lr \(command line\): key 'train.lr' = -1.0"):
+        load_params(path, overrides={"train.lr": -1.0})
+
+
+def test_list_items_can_be_overridden_by_index(tmp_path):
+    raw = tiny_params_dict(**{"data.sources": [{"name": "a", "path": "a.jsonl"}]})
+    p = load_params(_write(tmp_path, raw), overrides={"data.sources.0.path": "b.jsonl"})
+    assert p.data.sources[0].path == "b.jsonl"
+    with pytest.raises(ConfigError, match=r"address items as data.sources.0 to data.sources.0"):
+        load_params(_write(tmp_path, raw), overrides={"data.sources.3.path": "c.jsonl"})
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("- 1\n- 2\n", "p.yaml: the top level is a list, not a mapping of sections"),
+    ("seed: 1\ntrain:\n  lr: 0.1\n  steps: 2\n  lr: 0.2\n", "p.yaml:5: key 'lr' is written twice (first on line 3)"),
+    ("seed: 1\nseed: 2\n", "p.yaml:2: key 'seed' is written twice (first on line 1)"),
+])
+def test_regression_top_level_list_and_duplicate_yaml_keys(tmp_path, text, needle):
+    with pytest.raises(ConfigError) as err:
+        load_params(_write(tmp_path, text, "p.yaml"))
+    assert needle in str(err.value) and "Fix:" in str(err.value)
+
+
+@pytest.mark.parametrize("section", ["seed", "train", "data", "model", "entropy", "tracking"])
+def test_regression_missing_section_falls_back_to_schema_defaults(tmp_path, section):
+    raw = tiny_params_dict()
+    del raw[section]
+    with pytest.raises(ConfigError, match=rf"key '{section}' = None: is required but missing. Fix: add '{section}'"):
+        load_params(_write(tmp_path, raw))
+    raw = tiny_params_dict()
+    del raw["train"]["lr"]  # keys inside a section may still default
+    from pipeline.config.schema import TrainCfg
+
+    assert load_params(_write(tmp_path, raw)).train.lr == TrainCfg().lr
+
+
+def test_float16_is_accepted_where_there_is_a_gpu(tmp_path, monkeypatch):
+    from pipeline.config import schema
+
+    monkeypatch.setattr(schema, "_cuda_available", lambda: True)
+    assert load_params(_write(tmp_path, tiny_params_dict()), overrides={"model.dtype": "float16"}).model.dtype == "float16"

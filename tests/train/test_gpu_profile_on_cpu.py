@@ -10,9 +10,8 @@ from __future__ import annotations
 import csv
 
 import pytest
-import yaml
 
-from pipeline.config import load_params
+from pipeline.config import load_params, params_from_dict, profiles
 from pipeline.config.schema import arm_params, optimizer_steps_per_rollout
 from tests.conftest import ROOT
 from tests.train.helpers import make_workdir
@@ -26,12 +25,12 @@ def test_gpu_profile_clip_higher_arm_takes_several_steps_and_clips(tmp_path, mon
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    gpu = load_params(ROOT / "profiles" / "gpu.yaml")
+    gpu = params_from_dict(profiles.render("gpu", ROOT / "profiles"), "profiles/gpu.yaml")
     arm = arm_params(gpu, "clip_higher", "profiles/gpu.yaml")
     steps_per_rollout = optimizer_steps_per_rollout(arm.train)
     assert steps_per_rollout > 1 and arm.train.clip_high > arm.train.clip_low
     shrink = arm.train.prompts_per_step // 8  # 8 prompts per step on CPU, same number of mini-batches
-    keys = {k: v for k, v in yaml.safe_load((ROOT / "profiles" / "gpu.yaml").read_text())["train"].items()
+    keys = {k: v for k, v in profiles.render("gpu", ROOT / "profiles")["train"].items()
             if k not in ("deepspeed", "out_dir", "log_dir", "metrics_file", "checkpoint_every")}
     overrides = {f"train.{k}": v for k, v in keys.items()}
     overrides.update({"train.method": arm.train.method, "train.clip_high": arm.train.clip_high, "train.steps": 2,

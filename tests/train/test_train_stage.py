@@ -128,6 +128,9 @@ def test_nan_loss_skips_the_step_once_and_never_reaches_a_checkpoint(workdir, ti
     monkeypatch.setattr(Regularizer, "term", poisoned)
     metrics = train.run(load_params(make_workdir(workdir, tiny_model_dir, **{"train.method": "none"})))
     assert metrics["skipped_steps"] == 1 and metrics["skipped_updates"] == 1
+    from pipeline.train import checkpoint
+
+    assert checkpoint.read_state(workdir / "models/trained/checkpoints/step-000002")["skipped_steps"] == 1
     weights = load_file(workdir / "models/trained/final/model.safetensors")
     assert all(torch.isfinite(t).all() for t in weights.values())
     rows = _rows(workdir)
