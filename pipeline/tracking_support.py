@@ -53,13 +53,9 @@ def run_tags(method: str, seed: int, profile: str) -> dict[str, str]:
 
 def file_md5(path: str | os.PathLike) -> str:
     """md5 of a file's bytes: DVC's per-file hash, so also the file's address in a DVC cache or remote."""
-    import hashlib
+    from pipeline.utils.io import file_digest
 
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 23), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "md5")
 
 
 def display_path(path: Path) -> str:

