@@ -74,13 +74,16 @@ class TinyModelCfg:
 
 @dataclass(frozen=True)
 class SftCfg:
-    """Warm start of the embedded model on generated worked solutions."""
+    """Warm start of the embedded model on generated worked solutions, with noisy steps (`step_noise`)."""
     n_examples: int = fld(7200, ge=1)
     steps: int = fld(1200, ge=0)
     batch_size: int = fld(32, ge=1)
     lr: float = fld(3e-3, gt=0.0, le=1.0, fix="use a learning rate such as 3e-3")
     warmup_steps: int = fld(25, ge=0)
-    max_grade: int = fld(6, ge=1, le=8)
+    max_grade: int = fld(7, ge=1, le=8)
+    step_noise: float = fld(0.2, ge=0.0, lt=1.0,
+                            fix="use a probability in [0, 1), e.g. 0.2: each worked step's result is then a wrong "
+                                "digit with that probability, so the base model stays unsure (docs/testbed.md)")
 
 
 @dataclass(frozen=True)
