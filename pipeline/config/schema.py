@@ -29,11 +29,11 @@ class SourceCfg:
 @dataclass(frozen=True)
 class SyntheticCfg:
     enabled: bool = True
-    n_train: int = fld(3000, ge=0, fix="use 0 to disable or a positive count")
-    n_eval_per_grade: int = fld(24, ge=0)
-    train_grades: tuple[int, ...] = fld(factory=lambda: (1, 2, 3, 4, 5), ge=1, le=8,
+    n_train: int = fld(2000, ge=0, fix="use 0 to disable or a positive count")
+    n_eval_per_grade: int = fld(12, ge=0)
+    train_grades: tuple[int, ...] = fld(factory=lambda: (1, 2, 3, 4, 5, 6, 7), ge=1, le=8,
                                         fix="grades run from 1 (easiest) to 8")
-    eval_grades: tuple[int, ...] = fld(factory=lambda: (1, 2, 3, 4, 5, 6), ge=1, le=8,
+    eval_grades: tuple[int, ...] = fld(factory=lambda: (1, 2, 3, 4, 5, 6, 7), ge=1, le=8,
                                        fix="grades run from 1 (easiest) to 8")
 
 
@@ -75,8 +75,8 @@ class TinyModelCfg:
 @dataclass(frozen=True)
 class SftCfg:
     """Warm start of the embedded model on generated worked solutions, with noisy steps (`step_noise`)."""
-    n_examples: int = fld(7200, ge=1)
-    steps: int = fld(1200, ge=0)
+    n_examples: int = fld(8000, ge=1)
+    steps: int = fld(1500, ge=0)
     batch_size: int = fld(32, ge=1)
     lr: float = fld(3e-3, gt=0.0, le=1.0, fix="use a learning rate such as 3e-3")
     warmup_steps: int = fld(25, ge=0)
@@ -102,11 +102,11 @@ class DifficultyCfg:
     n_samples: int = fld(8, ge=1, fix="use at least 1 sample per prompt (8-16 typical)")
     temperature: float = fld(1.0, gt=0.0, le=2.0)
     top_p: float = fld(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = fld(96, ge=1)
+    max_new_tokens: int = fld(80, ge=1)
     bucket_edges: tuple[float, ...] = fld(factory=lambda: (0.25, 0.5, 0.75), gt=0.0, lt=1.0,
                                           fix="use increasing pass-rate edges strictly inside (0, 1)")
     drop_always_solved: bool = False
-    drop_never_solved: bool = False
+    drop_never_solved: bool = True
     max_prompts: Optional[int] = fld(None, ge=1)
     out: str = "data/difficulty/pass_rates.jsonl"
 
@@ -117,7 +117,7 @@ class MeasureCfg:
     n_prompts: int = fld(64, ge=1)
     n_samples: int = fld(4, ge=1)
     temperature: float = fld(1.0, gt=0.0, le=2.0)
-    max_new_tokens: int = fld(96, ge=1)
+    max_new_tokens: int = fld(80, ge=1)
     bootstrap: int = fld(1000, ge=0)
     chunk_size: int = fld(1024, ge=1)
     out: str = "data/entropy/h0.json"
@@ -127,9 +127,9 @@ class MeasureCfg:
 class AerCfg:
     tau: float = fld(0.4, gt=0.0, fix="target entropy is tau * H0; use a ratio such as 0.4")
     alpha_init: float = fld(0.0, ge=0.0)
-    lr: float = fld(0.02, gt=0.0)
+    lr: float = fld(30.0, gt=0.0)
     alpha_min: float = fld(0.0, ge=0.0)
-    alpha_max: float = fld(0.05, gt=0.0)
+    alpha_max: float = fld(0.3, gt=0.0)
     weight_mode: Literal["linear", "threshold"] = "linear"
     threshold: float = fld(0.5, ge=0.0, le=1.0)
     ema_blend: float = fld(0.0, ge=0.0, le=1.0, fix="0 uses base pass rates only; 1 uses only online accuracy")
@@ -201,12 +201,12 @@ class DeepSpeedCfg:
 @dataclass(frozen=True)
 class TrainCfg:
     method: Literal["none", "grpo", "fixed", "aer", "aent", "siren", "skywork", "clip_cov", "kl_cov"] = "aer"
-    steps: int = fld(40, ge=1)
-    prompts_per_step: int = fld(16, ge=1)
+    steps: int = fld(60, ge=1)
+    prompts_per_step: int = fld(32, ge=1)
     group_size: int = fld(8, ge=2, fix="GRPO needs at least 2 samples per prompt")
     micro_batch_size: int = fld(32, ge=1)
-    updates_per_batch: int = fld(1, ge=1)
-    lr: float = fld(2e-4, gt=0.0, le=1.0)
+    updates_per_batch: int = fld(2, ge=1)
+    lr: float = fld(1e-4, gt=0.0, le=1.0)
     weight_decay: float = fld(0.0, ge=0.0)
     clip_low: float = fld(0.2, gt=0.0, lt=1.0)
     clip_high: float = fld(0.2, gt=0.0, fix="Clip-Higher uses clip_high > clip_low, e.g. 0.28")
@@ -214,7 +214,7 @@ class TrainCfg:
     scale_by_std: bool = True
     temperature: float = fld(1.0, gt=0.0, le=2.0)
     top_p: float = fld(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = fld(96, ge=1)
+    max_new_tokens: int = fld(80, ge=1)
     checkpoint_every: int = fld(10, ge=1)
     resume: Literal["auto", "never"] = "auto"
     out_dir: str = "models/trained"
@@ -236,10 +236,10 @@ class RolloutCfg:
 @dataclass(frozen=True)
 class EvalCfg:
     benchmarks: tuple[BenchmarkCfg, ...] = fld(factory=lambda: (BenchmarkCfg(name="synthetic"),))
-    n_samples: int = fld(8, ge=1)
-    temperature: float = fld(0.6, ge=0.0, le=2.0)
-    top_p: float = fld(0.95, gt=0.0, le=1.0)
-    max_new_tokens: int = fld(96, ge=1)
+    n_samples: int = fld(64, ge=1)
+    temperature: float = fld(1.0, ge=0.0, le=2.0)
+    top_p: float = fld(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = fld(80, ge=1)
     bootstrap: int = fld(1000, ge=0)
     out_dir: str = "data/eval"
     metrics_file: str = "metrics/eval.json"

@@ -37,7 +37,7 @@ class Grade:
 
 # Chain length per grade; the spacing widens at the top, where a^n flattens, so that the pass rate
 # keeps falling from grade to grade (docs/testbed.md has the measured pass rates).
-GRADES: dict[int, Grade] = {g: Grade(n) for g, n in enumerate((1, 2, 3, 4, 6, 8, 10, 12), start=1)}
+GRADES: dict[int, Grade] = {g: Grade(n) for g, n in enumerate((1, 2, 3, 4, 6, 8, 11, 12), start=1)}
 MARKERS = "abcdefghijkl"  # one letter per step, in the prompt and the solution alike (12 = longest chain)
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 OPS: tuple[str, ...] = tuple(f"{s}{WORDS[d]}" for s in "+-" for d in range(1, 4))

@@ -78,7 +78,7 @@ def test_noisy_solutions_keep_problems_and_stay_self_consistent():
             total += 1
             prev = r
         assert p.solution.endswith(f"\\boxed{{{prev}}}")
-    assert total == 300 * (4 + 10)
+    assert total == 300 * (synthetic.GRADES[4].n_ops + synthetic.GRADES[7].n_ops)
     assert 0.17 < wrong / total < 0.23  # 0.2 +- 4 standard errors
 
 
