@@ -24,9 +24,10 @@ class FixedCfg:
 class AerCfg:
     tau: float = fld(0.4, gt=0.0, fix="the target entropy is tau * H0; use a ratio such as 0.4")
     alpha_init: float = fld(0.0, ge=0.0)
-    lr: float = fld(2.0, gt=0.0, fix="use a positive controller gain such as 0.02")
+    lr: float = fld(0.05, gt=0.0, fix="the integral gain on the relative entropy error, e.g. 0.05")
+    kp: float = fld(3.0, ge=0.0, fix="the proportional gain on the relative entropy error (0: integral only)")
     alpha_min: float = fld(0.0, ge=0.0)
-    alpha_max: float = fld(0.5, gt=0.0)
+    alpha_max: float = fld(1.0, gt=0.0)
     weight_mode: Literal["linear", "threshold"] = "linear"
     threshold: float = fld(0.5, ge=0.0, le=1.0)
     ema_blend: float = fld(0.0, ge=0.0, le=1.0, fix="0 uses base pass rates only; 1 uses only online accuracy")

@@ -1,7 +1,8 @@
 """Coefficient controllers and difficulty weights for the entropy regularizers.
 
-* `AERController` (AER): alpha <- clip(alpha + lr (H* - H), alpha_min, alpha_max), an integral
-  controller that raises the bonus while entropy is below the target H* = tau H0 and lowers it above.
+* `AERController` (AER): a PI controller on the relative error e = (H* - H) / H* (integral gain `lr`,
+  proportional gain `kp`), clipped to [alpha_min, alpha_max]: it raises the bonus while entropy is below
+  the target H* = tau H0 and lowers it above.
 * `difficulty_weights` (AER): difficulty d = 1 - pass rate; linear w = d or threshold w = 1[d >= t].
   The AER method normalises them to mean 1 over the global mini-batch (`pipeline.rl.methods.aer`).
 * `AEntController` (AEnt, arXiv 2509.03493 Alg. 1): lambda <- clip(lambda - beta [min(0, H - H_low) +
@@ -52,30 +53,42 @@ class Controller:
 
 
 class AERController(Controller):
-    """Integral controller for AER's global coefficient alpha."""
+    """PI controller for AER's global coefficient alpha, on the relative error e = (H* - H) / H*:
+    integral I <- clip(I + lr e, alpha_min, alpha_max) and alpha = clip(I + kp e, alpha_min, alpha_max).
+    Relative, so the gains mean the same for any entropy scale; kp = 0 is a pure integral controller.  The
+    proportional term answers at once, which damps the overshoot a lagging entropy gives integral control."""
 
-    def __init__(self, target: float, *, alpha: float = 0.0, lr: float, alpha_min: float = 0.0,
+    def __init__(self, target: float, *, alpha: float = 0.0, lr: float, kp: float = 0.0, alpha_min: float = 0.0,
                  alpha_max: float) -> None:
         super().__init__()
         if not alpha_min <= alpha_max:
             raise ValueError(f"AERController: alpha_min {alpha_min} > alpha_max {alpha_max}")
-        self.target, self.lr, self.alpha_min, self.alpha_max = float(target), float(lr), float(alpha_min), float(alpha_max)
-        self.alpha = min(max(float(alpha), self.alpha_min), self.alpha_max)
+        if not target > 0:
+            raise ValueError(f"AERController: the target entropy must be positive, got {target}")
+        self.target, self.lr, self.kp = float(target), float(lr), float(kp)
+        self.alpha_min, self.alpha_max = float(alpha_min), float(alpha_max)
+        self.integral = self._clip(float(alpha))
+        self.alpha = self.integral
+
+    def _clip(self, value: float) -> float:
+        return min(max(value, self.alpha_min), self.alpha_max)
 
     @property
     def coef(self) -> float:
         return self.alpha
 
     def _step(self, entropy: float) -> None:
-        self.alpha = min(max(self.alpha + self.lr * (self.target - entropy), self.alpha_min), self.alpha_max)
+        error = (self.target - entropy) / self.target
+        self.integral = self._clip(self.integral + self.lr * error)
+        self.alpha = self._clip(self.integral + self.kp * error)
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "alpha": self.alpha, "target": self.target, "lr": self.lr,
-                "alpha_min": self.alpha_min, "alpha_max": self.alpha_max}
+        return {**super().state_dict(), "alpha": self.alpha, "integral": self.integral, "target": self.target,
+                "lr": self.lr, "kp": self.kp, "alpha_min": self.alpha_min, "alpha_max": self.alpha_max}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        for key in ("alpha", "target", "lr", "alpha_min", "alpha_max"):
+        for key in ("alpha", "integral", "target", "lr", "kp", "alpha_min", "alpha_max"):
             setattr(self, key, state[key])
 
 

@@ -1,11 +1,15 @@
 """DVC stage `base_model`: build the embedded tiny Qwen2 model (embedded default) into models/base.
 
-SFT problems are generated from their own seed stream and exclude every prepared train and eval
-problem, so the base model has not seen the problems its pass rate and evaluation are measured on.
+SFT problems are generated from their own seed stream and exclude every held-out eval problem, so
+the base model is evaluated on problems it has not seen.  Training prompts are not excluded: the
+shortest grades have only 60 (one step) and 360 (two steps) distinct problems, nearly all of them in
+the training split, and a base model that never saw a one-step chain cannot stop after one step
+(measured pass rate 0.05; docs/testbed.md).  Worked solutions carry noisy steps
+(`model.sft.step_noise`, see pipeline/data/synthetic.py): the base model learns to put about
+1 - step_noise on the right digit at every step, also on the training prompts it has seen.
 With `model.init_config` set (gpu-smoke profile) the model is instead a randomly initialised one of that
 named architecture (`pipeline.models.named`, e.g. Qwen2.5-1.5B's), with the same locally trained
-tokenizer and no SFT.  With `model.build_tiny: false` (GPU profile) the stage only records which hub model
-is used.
+tokenizer and no SFT.  With `model.build_tiny: false` (GPU profile) the stage only records which hub model is used.
 """
 from __future__ import annotations
 
@@ -33,11 +37,10 @@ METRICS = Path("metrics/base_model.json")
 
 def sft_problems(params: Params) -> list[Problem]:
     prepared = Path(params.data.out_dir)
-    exclude = {normalize_text(r["problem"]) for split in ("train", "eval")
-               for r in read_jsonl(prepared / f"{split}.jsonl")}
+    exclude = {normalize_text(r["problem"]) for r in read_jsonl(prepared / "eval.jsonl")}
     sft = params.model.sft
     grades = list(range(1, sft.max_grade + 1))
-    pool = synthetic.generate(params.seed, "sft", grades, -(-sft.n_examples // len(grades)))
+    pool = synthetic.generate(params.seed, "sft", grades, -(-sft.n_examples // len(grades)), step_noise=sft.step_noise)
     return [p for p in pool if normalize_text(p.problem) not in exclude]
 
 

@@ -34,7 +34,7 @@ def test_params_are_frozen():
     ("train.scale_by_std", "yes", "must be true or false"),
     ("difficulty.bucket_edges", [0.5, 0.25], "must be strictly increasing"),
     ("model.tiny.num_heads", 4, "head size 16 < 32"),
-    ("entropy.aer.alpha_init", 0.9, "outside [alpha_min, alpha_max]"),
+    ("entropy.aer.alpha_init", 1.5, "outside [alpha_min, alpha_max]"),
     ("model.prompt_template", "Q:", "no {problem} placeholder"),
     ("train.deepspeed.zero_stage", 4, "use 0 (CPU default), 1, 2 or 3"),
 ])
@@ -103,8 +103,8 @@ def _write(tmp_path, raw, name="params.yaml"):
      "key 'compare.phenomena.grpo_gain.threshold' = inf: must be a finite number"),
     ({"entropy.clip_cov.clip_lb": -1.0}, "key 'entropy.clip_cov.clip_lb' = -1.0: must be >= 0.0"),
     ({"train.clip_high": 5.0}, "key 'train.clip_high' = 5.0: must be <= 1.0. Fix: Clip-Higher"),
-    ({"entropy.aer.alpha_min": 0.6}, "--set entropy.aer.alpha_min (command line): key 'entropy.aer.alpha_min' = 0.6: "
-                                     "exceeds alpha_max 0.5"),
+    ({"entropy.aer.alpha_min": 1.6}, "--set entropy.aer.alpha_min (command line): key 'entropy.aer.alpha_min' = 1.6: "
+                                     "exceeds alpha_max 1.0"),
     ({"entropy.skywork.coef_min": 0.1}, "key 'entropy.skywork.coef_min' = 0.1: exceeds coef_max"),
     ({"model.dtype": "float16"}, "key 'model.dtype' = 'float16': is not supported on this machine (no CUDA GPU)"),
 ])

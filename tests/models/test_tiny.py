@@ -31,6 +31,16 @@ def test_tokenizer_roundtrips_through_autotokenizer(tmp_path):
     assert len(digits) == 5  # Qwen2's split isolates digits
 
 
+def test_each_step_of_a_chain_is_six_tokens_with_one_token_per_operation():
+    """The task's format relies on it: a written result depends on two tokens at fixed offsets."""
+    prompts, comps = _corpus()
+    tok = train_tokenizer(prompts + comps, 320)
+    for op in synthetic.OPS:
+        assert len(tok(op, add_special_tokens=False)["input_ids"]) == 1, op
+    pieces = [tok.decode([i]) for i in tok(" 4 a:4+two=6 b:6-three=3", add_special_tokens=False)["input_ids"]]
+    assert pieces == [" ", "4", " a", ":", "4", "+two", "=", "6", " b", ":", "6", "-three", "=", "3"]
+
+
 def test_tiny_model_sft_lowers_loss_and_reloads(tmp_path):
     from transformers import AutoModelForCausalLM
 

@@ -10,6 +10,16 @@ import torch
 from pipeline.rl import AEntController, AERController, SkyworkController, StepGuard, difficulty_weights
 
 
+def test_aer_controller_pi_golden_steps_on_the_relative_error():
+    c = AERController(0.5, alpha=0.0, lr=0.1, kp=0.5, alpha_min=0.0, alpha_max=1.0)
+    assert c.update(0.4) == pytest.approx(0.02 + 0.1)    # e = 0.2: I = 0.02, plus kp e = 0.1
+    assert c.update(0.5) == pytest.approx(0.02)          # on target: the integral alone
+    assert c.update(0.75) == pytest.approx(0.0)          # e = -0.5: I clipped at 0, kp e negative -> 0
+    assert c.integral == 0.0
+    with pytest.raises(ValueError, match="target entropy must be positive"):
+        AERController(0.0, lr=0.1, alpha_max=1.0)
+
+
 def test_aer_controller_golden_steps():
     c = AERController(1.0, alpha=0.01, lr=0.1, alpha_min=0.0, alpha_max=0.5)
     assert c.update(0.8) == pytest.approx(0.03)   # below target: raise
@@ -34,7 +44,7 @@ def test_aer_controller_stays_in_bounds_moves_the_right_way_and_resumes():
         prev = a
         if i == 99:
             snapshot = copy.deepcopy(c.state_dict())
-    resumed = AERController(0.0, lr=1.0, alpha_max=1.0)
+    resumed = AERController(5.0, lr=1.0, alpha_max=1.0)
     resumed.load_state_dict(snapshot)
     for h in trace[100:]:
         resumed.update(h)

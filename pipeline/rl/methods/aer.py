@@ -6,8 +6,9 @@ Our formulation is an inference from the paper's abstract and summaries (the bod
   or threshold w = 1[d >= t], normalised to mean 1 over the global mini-batch (every micro-batch and
   rank), so alpha is the mini-batch's average coefficient and the weights only move it between samples;
 * target: H* = tau * H0, H0 the base policy's token-mean entropy on its own samples (stage `entropy`);
-* controller: alpha <- clip(alpha + lr (H* - H), alpha_min, alpha_max) once per rollout step, H the
-  rollout policy's token-mean entropy on that step's responses (all ranks).
+* controller: once per rollout step, with e = (H* - H) / H* and H the rollout policy's token-mean entropy
+  on that step's responses (all ranks), a PI update: I <- clip(I + lr e), alpha = clip(I + kp e), both
+  clipped to [alpha_min, alpha_max].  Relative error, so one set of gains serves any entropy scale.
 """
 from __future__ import annotations
 
@@ -24,12 +25,13 @@ class AER(Controlled):
     name = "aer"
     Config = AerCfg
 
-    def __init__(self, *, h0: float, tau: float, lr: float, alpha_init: float = 0.0, alpha_min: float = 0.0,
-                 alpha_max: float, weight_mode: str = "linear", threshold: float = 0.5, ema_blend: float = 0.0,
-                 ema_decay: float = 0.9) -> None:
+    def __init__(self, *, h0: float, tau: float, lr: float, kp: float = 0.0, alpha_init: float = 0.0,
+                 alpha_min: float = 0.0, alpha_max: float, weight_mode: str = "linear", threshold: float = 0.5,
+                 ema_blend: float = 0.0, ema_decay: float = 0.9) -> None:
         super().__init__()
         self.h0, self.tau = float(h0), float(tau)
-        self.controller = AERController(tau * h0, alpha=alpha_init, lr=lr, alpha_min=alpha_min, alpha_max=alpha_max)
+        self.controller = AERController(tau * h0, alpha=alpha_init, lr=lr, kp=kp, alpha_min=alpha_min,
+                                        alpha_max=alpha_max)
         self.weight_mode, self.threshold = weight_mode, threshold
         self.ema_blend, self.ema_decay = ema_blend, ema_decay
         self.online: dict[str, float] = {}
@@ -38,7 +40,7 @@ class AER(Controlled):
     def from_config(cls, cfg: AerCfg, anchors: dict, seed: int) -> "AER":
         if "h0" not in anchors:
             raise ValueError("AER needs the initial entropy h0 (data/entropy/h0.json from the entropy stage)")
-        return cls(h0=anchors["h0"], tau=cfg.tau, lr=cfg.lr, alpha_init=cfg.alpha_init, alpha_min=cfg.alpha_min,
+        return cls(h0=anchors["h0"], tau=cfg.tau, lr=cfg.lr, kp=cfg.kp, alpha_init=cfg.alpha_init, alpha_min=cfg.alpha_min,
                    alpha_max=cfg.alpha_max, weight_mode=cfg.weight_mode, threshold=cfg.threshold,
                    ema_blend=cfg.ema_blend, ema_decay=cfg.ema_decay)
 
