@@ -36,6 +36,7 @@ def tiny_params_dict(**overrides) -> dict:
     raw["model"]["tiny"].update({"vocab_size": 320, "hidden_size": 64, "num_layers": 1, "num_heads": 2,
                                  "num_kv_heads": 1, "intermediate_size": 128, "max_position_embeddings": 128})
     raw["model"]["sft"].update({"n_examples": 300, "steps": 20, "batch_size": 16, "max_grade": 4})
+    raw["eval"].update({"n_samples": 4, "variants": [], "max_new_tokens": 32})
     for dotted, value in overrides.items():
         node = raw
         *parents, leaf = dotted.split(".")

@@ -66,8 +66,8 @@ def test_coefficient_moves_and_its_first_nonzero_step_is_recorded(workdir, tiny_
 
     params = load_params(make_workdir(workdir, tiny_model_dir, **{
         "train.method": "aer", "train.steps": 3, "entropy.aer.alpha_init": 0.0, "entropy.aer.tau": 10.0,
-        "entropy.aer.lr": 0.01, "entropy.aer.alpha_max": 1.0}))
-    metrics = train.run(params)
+        "entropy.aer.lr": 0.01, "entropy.aer.kp": 0.0, "entropy.aer.alpha_max": 1.0}))
+    metrics = train.run(params)  # kp 0: the proportional term would saturate alpha_max at once
     coefs = [float(r["reg/coef"]) for r in _rows(workdir)]
     assert coefs[0] == 0.0 and coefs[1] > 0.0 and coefs[2] > coefs[1]  # entropy far below target: rises
     assert metrics["coef_first_nonzero_step"] == 1
