@@ -85,9 +85,9 @@ def test_context_check_uses_the_tiny_model_or_a_local_config(stage_dir):
                                           r"\d+ tokens\) exceeds the model context \(model.tiny.max_position_embeddings"):
         common.check_context(load_params("params.yaml", {"train.max_new_tokens": 128}), "train.max_new_tokens", "p")
     (stage_dir / "hub").mkdir()
-    (stage_dir / "hub/config.json").write_text(json.dumps({"max_position_embeddings": 64}))
+    (stage_dir / "hub/config.json").write_text(json.dumps({"max_position_embeddings": 32}))
     hub = load_params("params.yaml", {"model.build_tiny": False, "model.name_or_path": "hub"})
-    with pytest.raises(ConfigError, match=r"exceeds the model context \(max_position_embeddings of hub = 64\)"):
+    with pytest.raises(ConfigError, match=r"exceeds the model context \(max_position_embeddings of hub = 32\)"):
         common.check_context(hub, "eval.max_new_tokens", "params.yaml")
 
 
