@@ -72,7 +72,7 @@ compare: install
 compare-short: install
 	$(PY) -m pipeline.stages.compare_cells --short --jobs $(JOBS)
 
-# Every compare.methods x compare.seeds cell as a queued DVC experiment of the root pipeline, run by one
+# Every compare.arms x compare.seeds cell as a queued DVC experiment of the root pipeline, run by one
 # queue worker (README "DVC").  Queued runs execute in a temporary copy, so MLflow is pointed at this
 # clone's store explicitly.  Follow with `dvc queue status`; results in `dvc exp show`.
 sweep: install
