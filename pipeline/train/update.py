@@ -86,7 +86,7 @@ def _forward(model, pb, s: UpdateSettings, reg: Regularizer):
                                      heads=reg.heads())
 
 
-def local_denoms(packed: list, max_len: int) -> list[float]:
+def local_denoms(packed: list) -> list[float]:
     """[tokens, sequences with a token, samples] of this rank's micro-batches."""
     tokens = sum(float(p.response_mask.sum()) for p in packed)
     seqs = sum(float((p.response_mask.sum(1) > 0).sum()) for p in packed)
@@ -126,7 +126,7 @@ def accumulate(model, backward: Callable[[torch.Tensor], None], mb: RolloutBatch
     parts = [mb.select(i) for i in micro]
     packed = [pack(b.prompt_ids, b.response_ids, pad_id) for b in parts]
     old_parts = [[olds[j] for j in i] for i in micro]
-    tok, seqs, samples = c.sum(local_denoms(packed, s.max_len))
+    tok, seqs, samples = c.sum(local_denoms(packed))
     denoms = Denoms(tok, seqs, samples, s.max_len)
     ctxs = reg.batch_context([reg.micro_stats(_stats_inputs(model, b, pb, o, s, reg, denoms))
                               for b, pb, o in zip(parts, packed, old_parts)], c)
