@@ -12,8 +12,10 @@ optimizer step is independent of how its mini-batch is split into micro-batches 
 3. each micro-batch's loss is its contribution to the global mean (local sums over global denominators),
    times the world size because DeepSpeed averages gradients across ranks.
 
-A non-finite loss or gradient skips that optimizer step on every rank (counted).  The rollout policy's
-statistics (token entropies, the controller statistic) come from the old-log-prob pass.
+A non-finite loss or gradient skips that optimizer step on every rank (counted); under ZeRO >= 2, where
+only DeepSpeed sees the whole gradient, a step it skipped for overflow (reported as a non-finite global
+grad norm) counts the same.  The rollout policy's statistics (token entropies, the controller statistic)
+come from the old-log-prob pass.
 """
 from __future__ import annotations
 
@@ -167,8 +169,8 @@ def _local_grad_norm(engine) -> float | None:
 
 
 def _step(engine, bad: bool, s: UpdateSettings) -> Optional[float]:
-    """Apply the accumulated gradients and return the grad norm, or skip the step on every rank if any
-    rank saw a non-finite value (returns None)."""
+    """Apply the accumulated gradients and return the grad norm (NaN when DeepSpeed reports none), or
+    None when the step was skipped on every rank because some rank saw a non-finite value."""
     norm = _local_grad_norm(engine) if s.zero_stage < 2 else None
     bad = bad or (norm is not None and not math.isfinite(norm))
     if all_sum([float(bad)])[0] > 0:
@@ -176,8 +178,14 @@ def _step(engine, bad: bool, s: UpdateSettings) -> Optional[float]:
         engine.optimizer.zero_grad()
         return None
     engine.step()
-    norm = engine.get_global_grad_norm() if norm is None else norm
-    return float(norm) if norm is not None else float("nan")
+    if norm is not None:
+        return norm
+    # ZeRO >= 2 partitions the gradients, so only DeepSpeed sees the whole norm; it skips an overflowed
+    # step itself and reports a non-finite global norm, which is the same skip as ours above
+    norm = engine.get_global_grad_norm()
+    if norm is None:
+        return float("nan")
+    return float(norm) if math.isfinite(float(norm)) else None
 
 
 def minibatches(n: int, s: UpdateSettings) -> list[range]:
