@@ -156,12 +156,18 @@ def log_step(ctx, step, batch, result, timer, completions) -> dict:
     if is_main():
         ctx.log.append(row)
         ctx.tracker.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
-        per_step = len(result.losses)  # every optimizer step's grad norm, on the optimizer-step axis
-        for k, norm in enumerate(result.grad_norms):
-            ctx.tracker.log_metrics({"grad_norm_per_update": norm}, step=step * per_step + k)
+        log_grad_norms(ctx.tracker, step, result.grad_norms)
         if ctx.samples_path:
             _append_samples(ctx.samples_path, step, batch, completions)
     return row
+
+
+def log_grad_norms(tracker, step: int, norms: list) -> None:
+    """Each optimizer step's grad norm at its own index on the optimizer-step axis (rollout step x optimizer
+    steps per rollout + k); a skipped step (None) leaves its slot empty rather than shifting later norms."""
+    for k, norm in enumerate(norms):
+        if norm is not None:
+            tracker.log_metrics({"grad_norm_per_update": norm}, step=step * len(norms) + k)
 
 
 def _append_samples(path: str, step: int, batch: RolloutBatch, completions, k: int = 4) -> None:

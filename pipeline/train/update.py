@@ -55,7 +55,8 @@ class UpdateResult:
     reg_metrics: dict = field(default_factory=dict)
     token_entropy: list = field(default_factory=list)          # per local response: its tokens' entropies
     sample_values: dict = field(default_factory=dict)          # name -> per local sample (first epoch)
-    grad_norms: list = field(default_factory=list)             # one per optimizer step taken
+    grad_norms: list = field(default_factory=list)             # per optimizer step (aligned with losses): None if
+                                                               # skipped or unreported, so k is the step's index
     losses: list = field(default_factory=list)                 # global loss of every optimizer step
 
 
@@ -210,10 +211,8 @@ def update(engine, batch: RolloutBatch, reg: Regularizer, s: UpdateSettings, pad
                              [olds[j] for j in idx], reg, s, pad_id, c)
             norm = _step(engine, out.bad, s)
             result.losses.append(out.loss)
-            if norm is None:
-                result.skipped += 1
-            elif math.isfinite(norm):
-                result.grad_norms.append(norm)
+            result.skipped += int(norm is None)
+            result.grad_norms.append(norm if norm is not None and math.isfinite(norm) else None)
             for key, val in out.metrics.items():
                 sums[key] = val if key.startswith("_last/") else sums.get(key, 0.0) + val
             if epoch == 0:
@@ -246,8 +245,9 @@ def _finish(sums: dict, result: UpdateResult) -> dict:
     finite = [x for x in result.losses if math.isfinite(x)]
     if finite:
         out["loss"] = sum(finite) / len(finite)
-    if result.grad_norms:
-        out["grad_norm"] = sum(result.grad_norms) / len(result.grad_norms)
-        out["grad_norm_max"] = max(result.grad_norms)
+    norms = [n for n in result.grad_norms if n is not None]
+    if norms:
+        out["grad_norm"] = sum(norms) / len(norms)
+        out["grad_norm_max"] = max(norms)
     out["optimizer_steps"] = float(len(result.losses) - result.skipped)
     return {k: v for k, v in out.items() if isinstance(v, float) and math.isfinite(v)}

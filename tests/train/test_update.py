@@ -8,6 +8,7 @@ import torch
 
 from pipeline.rl.registry import build_regularizer
 from pipeline.train.batch import RolloutBatch
+from pipeline.train.loop import log_grad_norms
 from pipeline.train.update import UpdateSettings, update
 
 VOCAB, PAD = 8, 0
@@ -77,3 +78,23 @@ def test_zero2_overflow_reported_by_deepspeed_counts_as_a_skipped_step_regressio
     assert result.skipped == 1
     assert result.metrics["optimizer_steps"] == 1.0
     assert result.metrics["grad_norm"] == 1.5
+
+
+class Tracker:
+    def __init__(self) -> None:
+        self.logged: list[tuple[int, dict]] = []
+
+    def log_metrics(self, metrics: dict, step: int) -> None:
+        self.logged.append((step, metrics))
+
+
+def test_grad_norm_after_a_skipped_step_is_logged_at_its_own_optimizer_step_regression():
+    """Norms were logged at step * steps_per_rollout + k with k counting kept steps only, so after a skip
+    every later norm landed one optimizer step early."""
+    engine = FakeEngine([2.0, float("inf"), 3.0, 4.0])
+    result = update(engine, _batch(8), build_regularizer("none"), _settings(zero_stage=2), PAD, step=0)
+    assert result.grad_norms == [2.0, None, 3.0, 4.0]
+    tracker = Tracker()
+    log_grad_norms(tracker, 5, result.grad_norms)  # rollout step 5 of 4 optimizer steps each: 20..23
+    assert tracker.logged == [(20, {"grad_norm_per_update": 2.0}), (22, {"grad_norm_per_update": 3.0}),
+                              (23, {"grad_norm_per_update": 4.0})]
