@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from tqdm.auto import tqdm
 
 from pipeline.data.prompts import format_prompt
 from pipeline.rewards import score_batch
@@ -30,6 +29,7 @@ from pipeline.train.engine import full_state_dict
 from pipeline.train.telemetry import StepLog, step_metrics
 from pipeline.train.update import UpdateSettings, update
 from pipeline.utils.io import atomic_open
+from pipeline.utils.progress import progress
 from pipeline.utils.seeding import derive_seed
 
 
@@ -73,8 +73,8 @@ class Timer(dict):
 def train(ctx: TrainContext) -> dict:
     """Run steps [start_step, train.steps); returns the last step's metrics."""
     p = ctx.params.train
-    bar = tqdm(range(ctx.start_step, p.steps), initial=ctx.start_step, total=p.steps, disable=not is_main(),
-               desc=f"train[{p.method}]", dynamic_ncols=True)
+    bar = progress(range(ctx.start_step, p.steps), initial=ctx.start_step, total=p.steps, desc=f"train[{p.method}]",
+                   unit="step", disable=not is_main())
     for step in bar:
         timer = Timer()
         problems = shard(ctx.sampler.next(p.prompts_per_step), ctx.rank, ctx.world, ctx.n_minibatches)
