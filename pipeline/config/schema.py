@@ -349,9 +349,6 @@ def validate_params(p: Params, source: str = "params.yaml") -> None:
     if p.model.dtype == "float16" and not _cuda_available():
         _bad(source, "model.dtype", p.model.dtype, "is not supported on this machine (no CUDA GPU): float16 "
              "matmuls and sampling fail or are emulated on CPU", "use model.dtype: float32 (or bfloat16) on CPU")
-    if p.model.dtype == "float16" and not _cuda_available():
-        _bad(source, "model.dtype", p.model.dtype, "is not supported on this machine (no CUDA GPU): float16 "
-             "matmuls and sampling fail or are emulated on CPU", "use model.dtype: float32 (or bfloat16) on CPU")
     if p.train.deepspeed.bf16 and p.model.dtype == "float16":
         _bad(source, "model.dtype", p.model.dtype, "conflicts with train.deepspeed.bf16: true",
              "use model.dtype: bfloat16 with bf16 training")
