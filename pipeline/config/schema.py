@@ -441,6 +441,12 @@ def _validate_gpu_path(p: Params, source: str) -> None:
         _bad(source, "train.deepspeed.num_processes", ds.num_processes,
              f"does not divide train.prompts_per_step = {p.train.prompts_per_step}",
              "each rank generates for an equal share of the step's prompts; pick a divisor")
+    group, n = p.train.group_size, ds.num_processes
+    mini = p.train.mini_batch_size or p.train.prompts_per_step * group
+    if mini % (n * group):  # each rank takes whole prompt groups of every global mini-batch (train.batch.shard)
+        _bad(source, "train.mini_batch_size", p.train.mini_batch_size,
+             f"does not split into whole prompt groups of {group} samples over train.deepspeed.num_processes = "
+             f"{n} ranks", f"use a multiple of {n * group} (num_processes x group_size), or null for the whole batch")
     if ds.config_file is not None:
         path = Path(ds.config_file)
         try:

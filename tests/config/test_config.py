@@ -168,3 +168,25 @@ def test_float16_is_accepted_where_there_is_a_gpu(tmp_path, monkeypatch):
 
     monkeypatch.setattr(schema, "_cuda_available", lambda: True)
     assert load_params(_write(tmp_path, tiny_params_dict()), overrides={"model.dtype": "float16"}).model.dtype == "float16"
+
+
+def test_regression_mini_batch_that_does_not_split_over_ranks_is_a_config_error(tmp_path):
+    """A mini-batch that does not split over the ranks in whole prompt groups used to pass validation and
+    stop training with SystemExit(str) (exit 1) once the ranks were up."""
+    path = _write(tmp_path, tiny_params_dict())
+    split = {"train.deepspeed.num_processes": 2, "train.prompts_per_step": 4, "train.group_size": 4}
+    with pytest.raises(ConfigError) as err:
+        load_params(path, overrides={**split, "train.mini_batch_size": 4})  # one group: not one per rank
+    msg = str(err.value)
+    assert "'train.mini_batch_size' = 4: does not split into whole prompt groups" in msg and "Fix: use a multiple of 8" in msg
+    assert load_params(path, overrides={**split, "train.mini_batch_size": 8}).train.mini_batch_size == 8
+    assert load_params(path, overrides={**split, "train.mini_batch_size": None}).train.mini_batch_size is None
+
+
+def test_a_launcher_with_another_rank_count_gets_a_config_error_naming_num_processes(tmp_path):
+    from pipeline.train.session import settings_for
+
+    params = load_params(_write(tmp_path, tiny_params_dict()), overrides={"train.prompts_per_step": 4})
+    assert settings_for(params, 2).mini_batch_size == 4 * params.train.group_size // 2
+    with pytest.raises(ConfigError, match=r"num_processes' = 1: the launcher started 3 ranks.*Fix"):
+        settings_for(params, 3)
