@@ -368,6 +368,11 @@ def validate_params(p: Params, source: str = "params.yaml") -> None:
     names = [b.name for b in p.eval.benchmarks]
     if len(set(names)) != len(names):
         _bad(source, "eval.benchmarks", names, "lists a benchmark twice", "list each benchmark once")
+    labels = [f"{t:g}" for t in [p.eval.temperature] + [v.temperature for v in p.eval.variants]]
+    if len(set(labels)) != len(labels):  # results are stored as <benchmark>@T<t>: a repeat overwrites one
+        _bad(source, "eval.variants", [v.temperature for v in p.eval.variants], f"repeats a temperature (or "
+             f"eval.temperature = {p.eval.temperature:g}); each variant is stored as <benchmark>@T<t>, so one "
+             "result would overwrite the other", "give every variant its own temperature, not eval.temperature")
     _validate_gpu_path(p, source)
 
 

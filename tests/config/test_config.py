@@ -190,3 +190,18 @@ def test_a_launcher_with_another_rank_count_gets_a_config_error_naming_num_proce
     assert settings_for(params, 2).mini_batch_size == 4 * params.train.group_size // 2
     with pytest.raises(ConfigError, match=r"num_processes' = 1: the launcher started 3 ranks.*Fix"):
         settings_for(params, 3)
+
+
+@pytest.mark.parametrize("temperature,variants", [
+    (1.0, [{"temperature": 0.6}, {"temperature": 0.6, "top_p": 0.9}]),  # two variants labelled @T0.6
+    (0.6, [{"temperature": 0.6}]),                                      # a variant repeating the main evaluation
+])
+def test_regression_eval_variants_with_one_temperature_overwrote_each_other(tmp_path, temperature, variants):
+    """Two variants at one temperature got the same `<benchmark>@T<t>` label; the second silently
+    overwrote the first's results."""
+    path = _write(tmp_path, tiny_params_dict())
+    with pytest.raises(ConfigError, match=r"key 'eval.variants' = .*repeats a temperature.*Fix"):
+        load_params(path, overrides={"eval.temperature": temperature, "eval.variants": variants})
+    ok = load_params(path, overrides={"eval.temperature": 1.0, "eval.variants": [{"temperature": 0.6},
+                                                                                 {"temperature": 0.3}]})
+    assert [v.temperature for v in ok.eval.variants] == [0.6, 0.3]
