@@ -34,7 +34,8 @@ def test_params_are_frozen():
     ("train.scale_by_std", "yes", "must be true or false"),
     ("difficulty.bucket_edges", [0.5, 0.25], "must be strictly increasing"),
     ("model.tiny.num_heads", 4, "head size 16 < 32"),
-    ("entropy.aer.alpha_init", 1.5, "outside [alpha_min, alpha_max]"),
+    ("entropy.aer.alpha_init", 1.5, "key 'entropy.aer.alpha_init' = 1.5: is outside [alpha_min, alpha_max] = [0.0, 1.0]"),
+    ("entropy.skywork.coef_init", 0.1, "key 'entropy.skywork.coef_init' = 0.1: is outside [coef_min, coef_max]"),
     ("model.prompt_template", "Q:", "no {problem} placeholder"),
     ("train.deepspeed.zero_stage", 4, "use 0 (CPU default), 1, 2 or 3"),
 ])
