@@ -302,3 +302,20 @@ def test_regression_prefect_sweep_and_make_sweep_named_experiments_differently()
     flow = [reports.exp_name(name, seed) for name, seed, _ in reports.sweep_cells(reports.read_params(ROOT))]
     assert any("_" in name for name in params.compare.arms)  # the committed arms exercise the difference
     assert flow == queued and "clip_cov-s1" in flow
+
+
+def test_regression_exp_run_passed_none_as_the_string_none(monkeypatch):
+    """`-S key={value}` used str(): None became "None" (a string to DVC) and True "True"; the values are now
+    written as `make sweep` writes them."""
+    from flows import tasks
+    from pipeline.stages.queue_sweep import _value
+
+    seen = []
+    monkeypatch.setattr(tasks, "run_dvc", lambda args, repo: seen.append(args) or "")
+    overrides = {"train.mini_batch_size": None, "train.scale_by_std": True, "train.clip_high": 0.28,
+                 "compare.seeds": [1, 2], "train.method": "clip_cov"}
+    tasks.exp_run.fn(overrides, "clip_cov-s1", "repo")
+    sets = [a for a in seen[0][seen[0].index("-S"):] if a != "-S"]
+    assert sets == ["train.mini_batch_size=null", "train.scale_by_std=true", "train.clip_high=0.28",
+                    "compare.seeds=[1, 2]", "train.method=clip_cov"]
+    assert sets == [f"{k}={_value(v)}" for k, v in overrides.items()]
