@@ -56,8 +56,9 @@ def sweep_cells(params: dict, names: Optional[list[str]] = None,
 
 
 def exp_name(name: str, seed: int) -> str:
-    """The DVC experiment name of a cell, `<name>-s<seed>` with dashes for underscores."""
-    return f"{name.replace('_', '-')}-s{seed}"
+    """The DVC experiment name of a cell, `<arm>-s<seed>`: the rule of `make sweep`
+    (pipeline/stages/queue_sweep.exp_name, which flows/ may not import), so both name a cell alike."""
+    return f"{name}-s{seed}"
 
 
 def _read_json(path: Path) -> Optional[dict]:

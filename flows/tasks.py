@@ -144,8 +144,15 @@ def exp_run(overrides: dict, name: str, repo: str = ".") -> str:
     """One experiment (e.g. a method x seed cell) with params overridden by `dvc exp run -S`."""
     args = ["exp", "run", "dvc.yaml", "--name", name]  # the main pipeline, not the comparison matrix
     for key, value in overrides.items():
-        args += ["-S", f"{key}={value}"]
+        args += ["-S", f"{key}={set_value(value)}"]
     return run_dvc(args, repo)
+
+
+def set_value(value) -> str:
+    """A `-S key=value` value as `make sweep` writes it (pipeline/stages/queue_sweep._value): strings as they
+    are, anything else as JSON, which DVC parses as YAML (None -> null, True -> true, [1, 2]); str() would
+    turn None into the string "None"."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @task(name="dvc-push", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=10)

@@ -15,6 +15,17 @@ from typing import Literal, Optional
 from pipeline.config.loader import fld
 
 
+def _box_problems(cfg, name: str) -> list[tuple[str, object, str, str]]:
+    """`<name>_min <= <name>_init <= <name>_max` of a controller's coefficient (min > max is blamed on min)."""
+    lo, init, hi = (getattr(cfg, f"{name}_{end}") for end in ("min", "init", "max"))
+    if lo > hi:
+        return [(f"{name}_min", lo, f"exceeds {name}_max {hi}", f"use {name}_min <= {name}_max")]
+    if not lo <= init <= hi:
+        return [(f"{name}_init", init, f"is outside [{name}_min, {name}_max] = [{lo}, {hi}]",
+                 f"pick {name}_init within the box")]
+    return []
+
+
 @dataclass(frozen=True)
 class FixedCfg:
     beta: float = fld(1e-3, ge=0.0, fix="use a non-negative entropy coefficient such as 1e-3")
@@ -34,12 +45,7 @@ class AerCfg:
     ema_decay: float = fld(0.9, ge=0.0, lt=1.0)
 
     def problems(self) -> list[tuple[str, object, str, str]]:
-        if self.alpha_min > self.alpha_max:
-            return [("alpha_min", self.alpha_min, f"exceeds alpha_max {self.alpha_max}", "use alpha_min <= alpha_max")]
-        if not self.alpha_min <= self.alpha_init <= self.alpha_max:
-            return [("alpha_init", self.alpha_init, f"is outside [alpha_min, alpha_max] = [{self.alpha_min}, "
-                     f"{self.alpha_max}]", "pick alpha_init within the box")]
-        return []
+        return _box_problems(self, "alpha")
 
 
 @dataclass(frozen=True)
@@ -82,12 +88,7 @@ class SkyworkCfg:
     coef_max: float = fld(5e-3, gt=0.0)
 
     def problems(self) -> list[tuple[str, object, str, str]]:
-        if self.coef_min > self.coef_max:
-            return [("coef_min", self.coef_min, f"exceeds coef_max {self.coef_max}", "use coef_min <= coef_max")]
-        if not self.coef_min <= self.coef_init <= self.coef_max:
-            return [("coef_init", self.coef_init, f"is outside [coef_min, coef_max] = [{self.coef_min}, "
-                     f"{self.coef_max}]", "pick coef_init within the box")]
-        return []
+        return _box_problems(self, "coef")
 
 
 @dataclass(frozen=True)

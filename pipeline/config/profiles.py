@@ -19,7 +19,7 @@ from typing import get_type_hints
 
 import yaml
 
-from pipeline.config.loader import ConfigError, flatten, to_dict
+from pipeline.config.loader import ConfigError, flatten, load_yaml, to_dict
 from pipeline.config.schema import Params
 
 PROFILES_DIR = Path("profiles")
@@ -39,10 +39,7 @@ def read_overlay(name: str, profiles_dir: Path = PROFILES_DIR) -> dict:
     path = Path(profiles_dir) / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"{path}: no such profile. Fix: use one of {', '.join(available(profiles_dir))}")
-    try:
-        overlay = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    overlay = load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}  # like params.yaml: a repeated key fails
     if not isinstance(overlay, dict):
         raise ConfigError(f"{path}: an overlay must be a mapping of params keys. Fix: write `section: {{key: value}}`")
     return overlay

@@ -349,9 +349,6 @@ def validate_params(p: Params, source: str = "params.yaml") -> None:
     if p.model.dtype == "float16" and not _cuda_available():
         _bad(source, "model.dtype", p.model.dtype, "is not supported on this machine (no CUDA GPU): float16 "
              "matmuls and sampling fail or are emulated on CPU", "use model.dtype: float32 (or bfloat16) on CPU")
-    if p.model.dtype == "float16" and not _cuda_available():
-        _bad(source, "model.dtype", p.model.dtype, "is not supported on this machine (no CUDA GPU): float16 "
-             "matmuls and sampling fail or are emulated on CPU", "use model.dtype: float32 (or bfloat16) on CPU")
     if p.train.deepspeed.bf16 and p.model.dtype == "float16":
         _bad(source, "model.dtype", p.model.dtype, "conflicts with train.deepspeed.bf16: true",
              "use model.dtype: bfloat16 with bf16 training")
@@ -371,6 +368,11 @@ def validate_params(p: Params, source: str = "params.yaml") -> None:
     names = [b.name for b in p.eval.benchmarks]
     if len(set(names)) != len(names):
         _bad(source, "eval.benchmarks", names, "lists a benchmark twice", "list each benchmark once")
+    labels = [f"{t:g}" for t in [p.eval.temperature] + [v.temperature for v in p.eval.variants]]
+    if len(set(labels)) != len(labels):  # results are stored as <benchmark>@T<t>: a repeat overwrites one
+        _bad(source, "eval.variants", [v.temperature for v in p.eval.variants], f"repeats a temperature (or "
+             f"eval.temperature = {p.eval.temperature:g}); each variant is stored as <benchmark>@T<t>, so one "
+             "result would overwrite the other", "give every variant its own temperature, not eval.temperature")
     _validate_gpu_path(p, source)
 
 
@@ -444,6 +446,12 @@ def _validate_gpu_path(p: Params, source: str) -> None:
         _bad(source, "train.deepspeed.num_processes", ds.num_processes,
              f"does not divide train.prompts_per_step = {p.train.prompts_per_step}",
              "each rank generates for an equal share of the step's prompts; pick a divisor")
+    group, n = p.train.group_size, ds.num_processes
+    mini = p.train.mini_batch_size or p.train.prompts_per_step * group
+    if mini % (n * group):  # each rank takes whole prompt groups of every global mini-batch (train.batch.shard)
+        _bad(source, "train.mini_batch_size", p.train.mini_batch_size,
+             f"does not split into whole prompt groups of {group} samples over train.deepspeed.num_processes = "
+             f"{n} ranks", f"use a multiple of {n * group} (num_processes x group_size), or null for the whole batch")
     if ds.config_file is not None:
         path = Path(ds.config_file)
         try:

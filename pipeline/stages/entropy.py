@@ -1,4 +1,4 @@
-"""DVC stage `entropy`: the base policy's initial entropy H0 (and SIREN/AEnt anchors) -> data/entropy/h0.json."""
+"""DVC stage `entropy`: the base policy's initial entropy H0 (and the methods' anchors) -> data/entropy/h0.json."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from pipeline.config import Params
-from pipeline.measure.initial_entropy import measure
+from pipeline.measure.initial_entropy import anchors_of, measure
 from pipeline.rl.registry import method_class, method_configs
 from pipeline.rollout.types import SamplingConfig
 from pipeline.stages.common import load_problems, main_guard, measurement_setup, record_metrics, stage_run
@@ -40,9 +40,16 @@ def run(params: Params) -> dict:
         engine.close()
         write_json(m.out, result)
         record_metrics(tracker, METRICS, result)
-    print(f"entropy: H0 = {result['h0']:.4f} nats/token (95% CI {result['h0_ci95'][0]:.4f}-{result['h0_ci95'][1]:.4f}) "
-          f"over {result['n_tokens']} tokens; SIREN anchor {result.get('siren_anchor')}")
+    print(summary_line(result))
     return result
+
+
+def summary_line(result: dict) -> str:
+    """H0 with its CI, and every anchor the registered methods measured (named by their keys, no method
+    named here)."""
+    anchors = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in anchors_of(result).items())
+    return (f"entropy: H0 = {result['h0']:.4f} nats/token (95% CI {result['h0_ci95'][0]:.4f}-"
+            f"{result['h0_ci95'][1]:.4f}) over {result['n_tokens']} tokens; anchors: {anchors or 'none'}")
 
 
 if __name__ == "__main__":

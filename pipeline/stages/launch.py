@@ -36,6 +36,12 @@ def command(params: Params, argv: list[str], *, python: str = sys.executable, st
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     stage = argv.pop(0) if argv and argv[0].startswith("pipeline.stages.") else STAGE
+    if {"-h", "--help"} & set(argv):  # dvc.yaml's train command: its --help is the launched stage's
+        import importlib
+
+        from pipeline.stages.common import stage_help
+        print((__doc__ or "").strip() + "\n\n" + stage_help(importlib.import_module(stage)))
+        return
     try:
         cmd = command(load_params(overrides=parse_overrides(argv)), argv, stage=stage)
     except ConfigError as exc:

@@ -33,6 +33,11 @@ def _value(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def exp_name(arm: str, seed: int) -> str:
+    """A cell's DVC experiment name, `<arm>-s<seed>`; the Prefect sweep (flows/reports.exp_name) uses the same."""
+    return f"{arm}-s{seed}"
+
+
 def queue_commands(params: Params, workers: int = 1) -> list[list[str]]:
     """One `dvc exp run --queue` per comparison arm x seed (the overrides of `make compare`'s cell, minus
     its run-dir paths), then `dvc queue start`."""
@@ -40,7 +45,7 @@ def queue_commands(params: Params, workers: int = 1) -> list[list[str]]:
     for name in params.compare.arms:
         for seed in params.compare.seeds:
             sets = {k: v for k, v in cell_overrides(params, name, seed).items() if k not in CELL_ONLY}
-            cmd = ["dvc", "exp", "run", "--queue", "dvc.yaml", "--name", f"{name}-s{seed}"]
+            cmd = ["dvc", "exp", "run", "--queue", "dvc.yaml", "--name", exp_name(name, seed)]
             out.append(cmd + [arg for key, value in sets.items() for arg in ("-S", f"{key}={_value(value)}")])
     return out + [["dvc", "queue", "start", "-j", str(workers)]]
 

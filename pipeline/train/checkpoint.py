@@ -84,8 +84,10 @@ def _read_state_files(directory: Path) -> dict:
 # --- manifest ------------------------------------------------------------------------------------------------
 
 def _files(directory: Path) -> list[str]:
-    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*")
-                  if (p.is_file() or p.is_symlink()) and p.name not in (MANIFEST, MARKER))
+    """Every file below `directory` (relative POSIX paths) except the top-level manifest and marker; a nested
+    file that happens to be named COMPLETE or MANIFEST.json is checked like any other."""
+    rels = (p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file() or p.is_symlink())
+    return sorted(rel for rel in rels if rel not in (MANIFEST, MARKER))
 
 
 def write_manifest(directory: Path) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from tqdm.auto import tqdm
 
 from pipeline.data.prompts import format_prompt
 from pipeline.rewards import score_batch
@@ -30,6 +29,7 @@ from pipeline.train.engine import full_state_dict
 from pipeline.train.telemetry import StepLog, step_metrics
 from pipeline.train.update import UpdateSettings, update
 from pipeline.utils.io import atomic_open
+from pipeline.utils.progress import progress
 from pipeline.utils.seeding import derive_seed
 
 
@@ -73,8 +73,8 @@ class Timer(dict):
 def train(ctx: TrainContext) -> dict:
     """Run steps [start_step, train.steps); returns the last step's metrics."""
     p = ctx.params.train
-    bar = tqdm(range(ctx.start_step, p.steps), initial=ctx.start_step, total=p.steps, disable=not is_main(),
-               desc=f"train[{p.method}]", dynamic_ncols=True)
+    bar = progress(range(ctx.start_step, p.steps), initial=ctx.start_step, total=p.steps, desc=f"train[{p.method}]",
+                   unit="step", disable=not is_main())
     for step in bar:
         timer = Timer()
         problems = shard(ctx.sampler.next(p.prompts_per_step), ctx.rank, ctx.world, ctx.n_minibatches)
@@ -156,12 +156,18 @@ def log_step(ctx, step, batch, result, timer, completions) -> dict:
     if is_main():
         ctx.log.append(row)
         ctx.tracker.log_metrics({k: v for k, v in row.items() if isinstance(v, (int, float))}, step=step)
-        per_step = len(result.losses)  # every optimizer step's grad norm, on the optimizer-step axis
-        for k, norm in enumerate(result.grad_norms):
-            ctx.tracker.log_metrics({"grad_norm_per_update": norm}, step=step * per_step + k)
+        log_grad_norms(ctx.tracker, step, result.grad_norms)
         if ctx.samples_path:
             _append_samples(ctx.samples_path, step, batch, completions)
     return row
+
+
+def log_grad_norms(tracker, step: int, norms: list) -> None:
+    """Each optimizer step's grad norm at its own index on the optimizer-step axis (rollout step x optimizer
+    steps per rollout + k); a skipped step (None) leaves its slot empty rather than shifting later norms."""
+    for k, norm in enumerate(norms):
+        if norm is not None:
+            tracker.log_metrics({"grad_norm_per_update": norm}, step=step * len(norms) + k)
 
 
 def _append_samples(path: str, step: int, batch: RolloutBatch, completions, k: int = 4) -> None:

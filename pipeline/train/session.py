@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config import Params, flatten, to_dict
+from pipeline.config import ConfigError, Params, flatten, to_dict
 from pipeline.config.schema import optimizer_steps_per_rollout
 from pipeline.data.schema import load_problems
 from pipeline.rl.registry import build
@@ -36,9 +36,12 @@ def settings_for(params: Params, world: int) -> UpdateSettings:
     t = params.train
     mini = t.mini_batch_size or t.prompts_per_step * t.group_size
     if t.prompts_per_step % world or mini % (world * t.group_size):
-        raise SystemExit(f"error: train.prompts_per_step = {t.prompts_per_step} and train.mini_batch_size = {mini} "
-                         f"do not split into whole prompt groups over {world} ranks. Fix: use multiples of "
-                         f"{world} prompts ({world * t.group_size} samples)")
+        # validation checked this for train.deepspeed.num_processes ranks; a launcher may start another count
+        raise ConfigError(f"params.yaml: key 'train.deepspeed.num_processes' = {t.deepspeed.num_processes}: the "
+                          f"launcher started {world} ranks, over which train.prompts_per_step = {t.prompts_per_step} "
+                          f"and the mini-batch of {mini} samples do not split into whole prompt groups. Fix: start "
+                          f"num_processes ranks (python -m pipeline.stages.launch), or use multiples of {world} "
+                          f"prompts ({world * t.group_size} samples)")
     return UpdateSettings(t.micro_batch_size, mini // world, t.updates_per_batch, t.clip_low, t.clip_high,
                           t.agg_mode, t.max_new_tokens, t.temperature, params.entropy.measure.chunk_size, world,
                           t.deepspeed.zero_stage)

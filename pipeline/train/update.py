@@ -12,8 +12,10 @@ optimizer step is independent of how its mini-batch is split into micro-batches 
 3. each micro-batch's loss is its contribution to the global mean (local sums over global denominators),
    times the world size because DeepSpeed averages gradients across ranks.
 
-A non-finite loss or gradient skips that optimizer step on every rank (counted).  The rollout policy's
-statistics (token entropies, the controller statistic) come from the old-log-prob pass.
+A non-finite loss or gradient skips that optimizer step on every rank (counted); under ZeRO >= 2, where
+only DeepSpeed sees the whole gradient, a step it skipped for overflow (reported as a non-finite global
+grad norm) counts the same.  The rollout policy's statistics (token entropies, the controller statistic)
+come from the old-log-prob pass.
 """
 from __future__ import annotations
 
@@ -53,7 +55,8 @@ class UpdateResult:
     reg_metrics: dict = field(default_factory=dict)
     token_entropy: list = field(default_factory=list)          # per local response: its tokens' entropies
     sample_values: dict = field(default_factory=dict)          # name -> per local sample (first epoch)
-    grad_norms: list = field(default_factory=list)             # one per optimizer step taken
+    grad_norms: list = field(default_factory=list)             # per optimizer step (aligned with losses): None if
+                                                               # skipped or unreported, so k is the step's index
     losses: list = field(default_factory=list)                 # global loss of every optimizer step
 
 
@@ -86,7 +89,7 @@ def _forward(model, pb, s: UpdateSettings, reg: Regularizer):
                                      heads=reg.heads())
 
 
-def local_denoms(packed: list, max_len: int) -> list[float]:
+def local_denoms(packed: list) -> list[float]:
     """[tokens, sequences with a token, samples] of this rank's micro-batches."""
     tokens = sum(float(p.response_mask.sum()) for p in packed)
     seqs = sum(float((p.response_mask.sum(1) > 0).sum()) for p in packed)
@@ -126,7 +129,7 @@ def accumulate(model, backward: Callable[[torch.Tensor], None], mb: RolloutBatch
     parts = [mb.select(i) for i in micro]
     packed = [pack(b.prompt_ids, b.response_ids, pad_id) for b in parts]
     old_parts = [[olds[j] for j in i] for i in micro]
-    tok, seqs, samples = c.sum(local_denoms(packed, s.max_len))
+    tok, seqs, samples = c.sum(local_denoms(packed))
     denoms = Denoms(tok, seqs, samples, s.max_len)
     ctxs = reg.batch_context([reg.micro_stats(_stats_inputs(model, b, pb, o, s, reg, denoms))
                               for b, pb, o in zip(parts, packed, old_parts)], c)
@@ -167,8 +170,8 @@ def _local_grad_norm(engine) -> float | None:
 
 
 def _step(engine, bad: bool, s: UpdateSettings) -> Optional[float]:
-    """Apply the accumulated gradients and return the grad norm, or skip the step on every rank if any
-    rank saw a non-finite value (returns None)."""
+    """Apply the accumulated gradients and return the grad norm (NaN when DeepSpeed reports none), or
+    None when the step was skipped on every rank because some rank saw a non-finite value."""
     norm = _local_grad_norm(engine) if s.zero_stage < 2 else None
     bad = bad or (norm is not None and not math.isfinite(norm))
     if all_sum([float(bad)])[0] > 0:
@@ -176,8 +179,14 @@ def _step(engine, bad: bool, s: UpdateSettings) -> Optional[float]:
         engine.optimizer.zero_grad()
         return None
     engine.step()
-    norm = engine.get_global_grad_norm() if norm is None else norm
-    return float(norm) if norm is not None else float("nan")
+    if norm is not None:
+        return norm
+    # ZeRO >= 2 partitions the gradients, so only DeepSpeed sees the whole norm; it skips an overflowed
+    # step itself and reports a non-finite global norm, which is the same skip as ours above
+    norm = engine.get_global_grad_norm()
+    if norm is None:
+        return float("nan")
+    return float(norm) if math.isfinite(float(norm)) else None
 
 
 def minibatches(n: int, s: UpdateSettings) -> list[range]:
@@ -202,10 +211,8 @@ def update(engine, batch: RolloutBatch, reg: Regularizer, s: UpdateSettings, pad
                              [olds[j] for j in idx], reg, s, pad_id, c)
             norm = _step(engine, out.bad, s)
             result.losses.append(out.loss)
-            if norm is None:
-                result.skipped += 1
-            elif math.isfinite(norm):
-                result.grad_norms.append(norm)
+            result.skipped += int(norm is None)
+            result.grad_norms.append(norm if norm is not None and math.isfinite(norm) else None)
             for key, val in out.metrics.items():
                 sums[key] = val if key.startswith("_last/") else sums.get(key, 0.0) + val
             if epoch == 0:
@@ -238,8 +245,9 @@ def _finish(sums: dict, result: UpdateResult) -> dict:
     finite = [x for x in result.losses if math.isfinite(x)]
     if finite:
         out["loss"] = sum(finite) / len(finite)
-    if result.grad_norms:
-        out["grad_norm"] = sum(result.grad_norms) / len(result.grad_norms)
-        out["grad_norm_max"] = max(result.grad_norms)
+    norms = [n for n in result.grad_norms if n is not None]
+    if norms:
+        out["grad_norm"] = sum(norms) / len(norms)
+        out["grad_norm_max"] = max(norms)
     out["optimizer_steps"] = float(len(result.losses) - result.skipped)
     return {k: v for k, v in out.items() if isinstance(v, float) and math.isfinite(v)}

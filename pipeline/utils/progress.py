@@ -1,4 +1,4 @@
-"""Progress bars for the long loops (rollouts, difficulty, H0, evaluation): tqdm on stderr.
+"""Progress bars for the long loops (rollouts, difficulty, H0, evaluation, training): tqdm on stderr.
 
 `dvc repro` runs a stage with the terminal's stdin/stdout/stderr, so the bars show live under DVC too.
 On a terminal a bar refreshes at most twice a second and appears only after 1 s (short calls, such as
@@ -31,10 +31,13 @@ def label(text: str) -> Iterator[None]:
         _LABEL.reset(token)
 
 
-def progress(iterable=None, *, total: int | None = None, desc: str, unit: str = "it", leave: bool = True) -> tqdm:
-    """A tqdm bar with the settings above; `desc` is prefixed by the current `label`."""
+def progress(iterable=None, *, total: int | None = None, desc: str, unit: str = "it", leave: bool = True,
+             initial: int = 0, disable: bool = False) -> tqdm:
+    """A tqdm bar with the settings above; `desc` is prefixed by the current `label`.  `initial`: the count
+    already done (a resumed loop); `disable`: off for this caller (e.g. ranks other than 0), whatever the
+    environment says."""
     tty = sys.stderr.isatty()
     prefix = _LABEL.get()
     return tqdm(iterable, total=total, desc=f"{prefix}: {desc}" if prefix else desc, unit=unit, leave=leave,
-                file=sys.stderr, dynamic_ncols=tty, disable=os.environ.get("AER_PROGRESS", "1") == "0",
-                **(TERMINAL if tty else LOG))
+                initial=initial, file=sys.stderr, dynamic_ncols=tty,
+                disable=disable or os.environ.get("AER_PROGRESS", "1") == "0", **(TERMINAL if tty else LOG))

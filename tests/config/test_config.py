@@ -34,7 +34,8 @@ def test_params_are_frozen():
     ("train.scale_by_std", "yes", "must be true or false"),
     ("difficulty.bucket_edges", [0.5, 0.25], "must be strictly increasing"),
     ("model.tiny.num_heads", 4, "head size 16 < 32"),
-    ("entropy.aer.alpha_init", 1.5, "outside [alpha_min, alpha_max]"),
+    ("entropy.aer.alpha_init", 1.5, "key 'entropy.aer.alpha_init' = 1.5: is outside [alpha_min, alpha_max] = [0.0, 1.0]"),
+    ("entropy.skywork.coef_init", 0.1, "key 'entropy.skywork.coef_init' = 0.1: is outside [coef_min, coef_max]"),
     ("model.prompt_template", "Q:", "no {problem} placeholder"),
     ("train.deepspeed.zero_stage", 4, "use 0 (CPU default), 1, 2 or 3"),
 ])
@@ -168,3 +169,40 @@ def test_float16_is_accepted_where_there_is_a_gpu(tmp_path, monkeypatch):
 
     monkeypatch.setattr(schema, "_cuda_available", lambda: True)
     assert load_params(_write(tmp_path, tiny_params_dict()), overrides={"model.dtype": "float16"}).model.dtype == "float16"
+
+
+def test_regression_mini_batch_that_does_not_split_over_ranks_is_a_config_error(tmp_path):
+    """A mini-batch that does not split over the ranks in whole prompt groups used to pass validation and
+    stop training with SystemExit(str) (exit 1) once the ranks were up."""
+    path = _write(tmp_path, tiny_params_dict())
+    split = {"train.deepspeed.num_processes": 2, "train.prompts_per_step": 4, "train.group_size": 4}
+    with pytest.raises(ConfigError) as err:
+        load_params(path, overrides={**split, "train.mini_batch_size": 4})  # one group: not one per rank
+    msg = str(err.value)
+    assert "'train.mini_batch_size' = 4: does not split into whole prompt groups" in msg and "Fix: use a multiple of 8" in msg
+    assert load_params(path, overrides={**split, "train.mini_batch_size": 8}).train.mini_batch_size == 8
+    assert load_params(path, overrides={**split, "train.mini_batch_size": None}).train.mini_batch_size is None
+
+
+def test_a_launcher_with_another_rank_count_gets_a_config_error_naming_num_processes(tmp_path):
+    from pipeline.train.session import settings_for
+
+    params = load_params(_write(tmp_path, tiny_params_dict()), overrides={"train.prompts_per_step": 4})
+    assert settings_for(params, 2).mini_batch_size == 4 * params.train.group_size // 2
+    with pytest.raises(ConfigError, match=r"num_processes' = 1: the launcher started 3 ranks.*Fix"):
+        settings_for(params, 3)
+
+
+@pytest.mark.parametrize("temperature,variants", [
+    (1.0, [{"temperature": 0.6}, {"temperature": 0.6, "top_p": 0.9}]),  # two variants labelled @T0.6
+    (0.6, [{"temperature": 0.6}]),                                      # a variant repeating the main evaluation
+])
+def test_regression_eval_variants_with_one_temperature_overwrote_each_other(tmp_path, temperature, variants):
+    """Two variants at one temperature got the same `<benchmark>@T<t>` label; the second silently
+    overwrote the first's results."""
+    path = _write(tmp_path, tiny_params_dict())
+    with pytest.raises(ConfigError, match=r"key 'eval.variants' = .*repeats a temperature.*Fix"):
+        load_params(path, overrides={"eval.temperature": temperature, "eval.variants": variants})
+    ok = load_params(path, overrides={"eval.temperature": 1.0, "eval.variants": [{"temperature": 0.6},
+                                                                                 {"temperature": 0.3}]})
+    assert [v.temperature for v in ok.eval.variants] == [0.6, 0.3]

@@ -132,3 +132,12 @@ def test_make_profile_calls_the_renderer_and_passes_force():
     out = subprocess.run(["make", "-n", "profile", "PROFILE=gpu", "FORCE=1"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout
     assert "-m pipeline.config.profiles gpu --force" in out and "cp " not in out
+
+
+def test_regression_overlay_with_a_repeated_key_was_read_silently(workdir):
+    """Overlays were read with yaml.safe_load, which keeps the last of two equal keys without a word."""
+    before = (workdir / "params.yaml").read_bytes()
+    (workdir / "profiles" / "twice.yaml").write_text("train:\n  lr: 1.0e-4\n  lr: 1.0e-3\n")
+    with pytest.raises(ConfigError, match=r"profiles/twice.yaml:3: key 'lr' is written twice \(first on line 2\)"):
+        switch("twice", workdir / "params.yaml", workdir / "profiles")
+    assert (workdir / "params.yaml").read_bytes() == before

@@ -63,3 +63,12 @@ def test_summary_and_markdown_say_when_a_method_does_not_beat_grpo():
     md = render_markdown(table, verdicts, 0.2, "synthetic")
     assert "| aer | no difference shown |" in md and "| grpo | baseline |" in md
     json.dumps(table)  # the JSON report must be serialisable
+
+
+def test_phenomenon_note_is_separated_from_the_numbers_regression():
+    """Regression: a phenomenon's note was glued to the closing parenthesis ("...)no base-model ...")."""
+    table = {"grpo": summarise_method([_run(0.3, 0.1)], h0=0.2)}
+    phen = [{"name": "grpo_gain", "holds": False, "value": None, "threshold": 0.1, "per_seed": [],
+             "note": "no base-model evaluation to compare with"}]
+    md = render_markdown(table, {"grpo": "baseline"}, 0.2, "synthetic", phenomena=phen)
+    assert "per seed: ): no base-model evaluation to compare with" in md

@@ -33,15 +33,21 @@ def test_collapse_uses_the_final_step_and_explosion_the_peak():
 
 def test_tracking_needs_the_mean_band_the_moving_average_and_the_reference_below():
     steady = [1.0] * 10 + [0.42, 0.38, 0.41, 0.39, 0.40, 0.43, 0.37, 0.40, 0.41, 0.39]
-    collapsed = [1.0 - 0.04 * i for i in range(20)]  # second half mean 0.42 -> 0.24..0.60, below 0.36? no
+    declining = [1.0 - 0.04 * i for i in range(20)]  # second half 0.60 down to 0.24, mean 0.42: inside the band
     low = [1.0] * 10 + [0.2] * 10
     t = judge("aer_tracking", [_run(steady, target=0.4)], 0.10, reference=[_run(low)], ma_threshold=0.2, window=5)
     assert t["holds"] and t["per_seed"][0]["reference_second_half_over_target"] == pytest.approx(0.5)
-    assert not judge("aer_tracking", [_run(steady, target=0.4)], 0.10, reference=[_run(collapsed)],
+    assert not judge("aer_tracking", [_run(steady, target=0.4)], 0.10, reference=[_run(declining)],
                      ma_threshold=0.2, window=5)["holds"]  # the reference sits in the band: control not visible
     drifting = [1.0] * 10 + [0.30, 0.31, 0.32, 0.34, 0.36, 0.44, 0.46, 0.48, 0.49, 0.50]
     d = judge("aer_tracking", [_run(drifting, target=0.4)], 0.10, ma_threshold=0.2, window=5)
     assert abs(d["per_seed"][0]["mean_rel_dev"]) < 0.1 and not d["holds"]  # mean fine, moving average outside
+
+
+def test_tracking_an_arm_without_a_target_does_not_hold_regression():
+    """An arm whose method sets no entropy target logs no reg/target; tracking raised KeyError."""
+    t = judge("aer_tracking", [_run([1.0] * 10)], 0.10, reference=None, ma_threshold=0.2, window=5)
+    assert not t["holds"] and t["value"] is None and "no reg/target" in t["note"]
 
 
 def test_moving_average_golden_and_unknown_name():

@@ -239,7 +239,7 @@ def test_regression_sweep_matrix_is_read_from_params_not_copied(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     assert reports.sweep_cells(reports.read_params(tmp_path)) == [
         ("clip_higher", 7, {"train.method": "none", "train.clip_high": 0.3, "seed": 7, "train.steps": 12})]
-    assert reports.exp_name("clip_higher", 7) == "clip-higher-s7"
+    assert reports.exp_name("clip_higher", 7) == "clip_higher-s7"
     with pytest.raises(ValueError, match=r"no arm named \['nope'\]"):
         reports.sweep_cells(params, names=["nope"])
 
@@ -288,3 +288,34 @@ def test_cell_row_without_headline_keeps_the_headline_columns_of_eval_json(tmp_p
     assert reports.cell_row("fixed", 2, tmp_path) == {"method": "fixed", "seed": 2, "synthetic.avg@n": 0.2,
                                                       "synthetic.pass@8": 0.6, "synthetic.maj@8": 0.3}
     assert reports.cell_row("fixed", 2, tmp_path / "missing") is None
+
+
+def test_regression_prefect_sweep_and_make_sweep_named_experiments_differently():
+    """The flow named a cell `clip-cov-s1` while `make sweep` named it `clip_cov-s1`, so neither found the
+    other's experiments; both now use `<arm>-s<seed>`."""
+    from flows import reports
+    from pipeline.config import load_params
+    from pipeline.stages.queue_sweep import queue_commands
+
+    params = load_params(ROOT / "params.yaml")
+    queued = [cmd[cmd.index("--name") + 1] for cmd in queue_commands(params) if "--name" in cmd]
+    flow = [reports.exp_name(name, seed) for name, seed, _ in reports.sweep_cells(reports.read_params(ROOT))]
+    assert any("_" in name for name in params.compare.arms)  # the committed arms exercise the difference
+    assert flow == queued and "clip_cov-s1" in flow
+
+
+def test_regression_exp_run_passed_none_as_the_string_none(monkeypatch):
+    """`-S key={value}` used str(): None became "None" (a string to DVC) and True "True"; the values are now
+    written as `make sweep` writes them."""
+    from flows import tasks
+    from pipeline.stages.queue_sweep import _value
+
+    seen = []
+    monkeypatch.setattr(tasks, "run_dvc", lambda args, repo: seen.append(args) or "")
+    overrides = {"train.mini_batch_size": None, "train.scale_by_std": True, "train.clip_high": 0.28,
+                 "compare.seeds": [1, 2], "train.method": "clip_cov"}
+    tasks.exp_run.fn(overrides, "clip_cov-s1", "repo")
+    sets = [a for a in seen[0][seen[0].index("-S"):] if a != "-S"]
+    assert sets == ["train.mini_batch_size=null", "train.scale_by_std=true", "train.clip_high=0.28",
+                    "compare.seeds=[1, 2]", "train.method=clip_cov"]
+    assert sets == [f"{k}={_value(v)}" for k, v in overrides.items()]

@@ -24,6 +24,17 @@ def test_cells_run_in_parallel_and_a_failure_keeps_the_others(tmp_path, monkeypa
     assert (tmp_path / "logs/a-s1.log").exists()
 
 
+def test_regression_cells_were_reported_in_submission_order_not_as_they_finished(tmp_path, monkeypatch, capsys):
+    """pool.map printed a quick cell only after every slower cell submitted before it had finished."""
+    monkeypatch.setattr(compare_cells, "LOGS", tmp_path / "logs")
+    commands = {"slow-s1": [sys.executable, "-c", "import time; time.sleep(1.5)"],
+                "quick-s1": [sys.executable, "-c", "pass"]}
+    assert compare_cells.run_cells(commands, jobs=2) == []
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["[1/2] quick-s1", "[2/2] slow-s1"]
+    assert all(line.endswith(" s") and ": ok, " in line for line in lines)
+
+
 def test_a_bad_arm_fails_before_any_cell_runs(tmp_path, monkeypatch, capsys):
     raw = tiny_params_dict()
     raw["compare"]["arms"]["clip_higher"]["overrides"] = {"train.clip_low": 1.5}

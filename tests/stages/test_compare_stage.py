@@ -84,3 +84,14 @@ def test_make_compare_pipeline_reads_its_matrix_from_params():
     cell_params = stage["params"][0]["params.yaml"]
     assert "compare.arms.${item.arm}" in cell_params and "compare" not in cell_params
     assert "compare.seeds" not in cell_params
+
+
+def test_regression_an_exploding_arm_flattened_the_collapse_in_the_entropy_plot(monkeypatch, tmp_path):
+    """fixed_high's 28 x H0 squeezed every other arm's 1 -> 0.09 collapse onto the axis: a series spanning
+    more than a factor 20 is drawn on a log axis; a narrow one stays linear."""
+    from pipeline.stages import compare
+
+    monkeypatch.setattr(compare, "save", lambda fig, path: fig.axes[0].get_yscale())
+    wide = {"grpo": ([0, 1], [1.0, 0.09]), "fixed_high": ([0, 1], [1.0, 28.0])}
+    assert compare._plot(tmp_path / "a.png", wide, "x", "y", "t") == "log"
+    assert compare._plot(tmp_path / "b.png", {"grpo": ([0, 1], [1.0, 0.4])}, "x", "y", "t") == "linear"

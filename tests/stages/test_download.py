@@ -107,3 +107,17 @@ def test_a_failed_snapshot_leaves_no_partial_model(tmp_path, monkeypatch, fake_h
     assert not (tmp_path / "hub/models/Qwen2.5-Math-1.5B").exists()
     assert not list((tmp_path / "hub/models").glob("*.tmp"))
 
+
+
+def test_regression_corrupt_revisions_json_raised_a_raw_json_error(tmp_path):
+    """A corrupt <hub.dir>/revisions.json ended the evaluation with a JSONDecodeError traceback; it is now an
+    InputError naming the file, which the stages print as one line and exit 2."""
+    from pipeline.utils.io import InputError
+
+    (tmp_path / "revisions.json").write_text('[{"repo": "a/b", ')
+    with pytest.raises(InputError, match=r"revisions\.json: not valid JSON") as err:
+        manifest.hub_records(tmp_path)
+    assert "\n" not in str(err.value)
+    (tmp_path / "revisions.json").write_text('{"repo": "a/b"}')
+    with pytest.raises(InputError, match=r"revisions\.json: expected a list of download records\. Fix"):
+        manifest.hub_records(tmp_path)

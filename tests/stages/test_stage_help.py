@@ -69,3 +69,14 @@ def test_aer_params_under_dvc_warns_that_dvc_does_not_track_it(monkeypatch, caps
     assert cli_preamble(["--set", "seed=1"], prepare.run) is False
     err = capsys.readouterr().err
     assert "warning: AER_PARAMS=other.yaml" in err and "dvc.lock" in err
+
+
+def test_regression_launch_help_was_rejected_as_an_unexpected_argument(tmp_path):
+    """dvc.yaml's train command is `python -m pipeline.stages.launch pipeline.stages.train`: its --help
+    said 'unexpected argument' and exited 2.  It answers with the launcher and the train stage's help."""
+    out = subprocess.run([sys.executable, "-m", "pipeline.stages.launch", "pipeline.stages.train", "--help"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "AER_PARAMS": str(ROOT / "params.yaml")})
+    assert out.returncode == 0, out.stderr
+    assert "torchrun" in out.stdout and "usage: python -m pipeline.stages.train" in out.stdout
+    assert "  train.deepspeed.num_processes = " in out.stdout and list(tmp_path.iterdir()) == []

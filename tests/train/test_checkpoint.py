@@ -127,6 +127,23 @@ def test_manifest_refuses_changed_missing_and_added_files(tmp_path):
         checkpoint.load(engine, path)
 
 
+def test_regression_nested_files_named_complete_or_manifest_were_never_verified(tmp_path):
+    """Exclusions were by file name, so ds/COMPLETE or ds/MANIFEST.json could be changed or planted unseen;
+    only the top-level marker and manifest are exempt."""
+    engine = FakeEngine()
+    path = checkpoint.save(engine, tmp_path, 1, _state())
+    (path / "ds" / "COMPLETE").write_text("planted")
+    with pytest.raises(CheckpointError, match="ds/COMPLETE is not in the save-time manifest"):
+        checkpoint.verify(path)
+    (path / "ds" / "MANIFEST.json").write_text("{}")
+    checkpoint.write_manifest(path)  # both nested files are now part of the save
+    assert {"ds/COMPLETE", "ds/MANIFEST.json"} <= set(json.loads((path / "MANIFEST.json").read_text())["sha256"])
+    checkpoint.verify(path)
+    (path / "ds" / "COMPLETE").write_text("tampered")
+    with pytest.raises(CheckpointError, match="ds/COMPLETE does not match its sha256"):
+        checkpoint.verify(path)
+
+
 def test_latest_skips_incomplete_and_pruning_keeps_the_newest(tmp_path):
     assert checkpoint.latest(tmp_path / "none") is None
     engine = FakeEngine()

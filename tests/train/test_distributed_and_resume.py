@@ -72,11 +72,19 @@ def _run(workdir: Path, params: Path, kill_when=None) -> subprocess.CompletedPro
         return subprocess.run(cmd, cwd=workdir, env=_env(workdir, params), capture_output=True, text=True, timeout=600)
     proc = subprocess.Popen(cmd, cwd=workdir, env=_env(workdir, params), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None and not kill_when():
-        time.sleep(0.005)
+    deadline, hit = time.monotonic() + 300, False
+    while not hit and proc.poll() is None and time.monotonic() < deadline:
+        hit = kill_when()
+        if not hit:
+            time.sleep(0.005)
+    running = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # a resume test proves nothing unless the run was really cut: the condition came true, the process was
+    # still alive when killed, and it had not exported its final model yet
+    assert hit, "the kill condition never came true (the run ended or the deadline passed first)"
+    assert running, "the run had already exited when the kill condition came true"
+    assert not (workdir / "models/trained/final").exists(), "the run completed before it was killed"
     return None
 
 

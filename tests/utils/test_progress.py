@@ -85,3 +85,24 @@ def test_difficulty_estimate_counts_prompts(terminal, monkeypatch):
                                   sampling=difficulty.SamplingConfig(2, 1.0, 1.0, 4, 0), edges=(0.5,),
                                   prompts_per_call=2)
     assert len(rows) == 5 and "difficulty" in terminal.getvalue() and "5/5" in terminal.getvalue()
+
+
+def _finished_training(steps: int = 2):
+    """A context whose run is already at its last step: train() opens its bar and runs no step."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(params=SimpleNamespace(train=SimpleNamespace(steps=steps, method="none")),
+                           start_step=steps, last={"done": True})
+
+
+def test_training_bar_obeys_aer_progress_regression(terminal, monkeypatch):
+    """The training loop called tqdm directly: AER_PROGRESS=0 did not silence it and logs got a line per step."""
+    from pipeline.train import loop
+
+    stream = terminal()
+    assert loop.train(_finished_training()) == {"done": True}
+    assert "train[none]" in stream.getvalue() and "2/2" in stream.getvalue()
+    stream = terminal()
+    monkeypatch.setenv("AER_PROGRESS", "0")
+    loop.train(_finished_training())
+    assert stream.getvalue() == ""

@@ -4,9 +4,10 @@ loss -= c * agg(H) while the last measured entropy is below `target` (strictly, 
 `entropy_loss_enabled = ent < tgt`); after every optimizer step c <- clip(c + delta, c_min, c_max) if that
 step's entropy is below target, else c - delta.  Cadence and statistic follow TRL (the current policy's
 exact token-mean entropy over the optimizer step's global mini-batch, once per optimizer step); Skywork's
-scripts take one optimizer step per training step, where the two coincide.  Defaults are Skywork-OR1's
-script values (c_init 0, delta 1e-4, c_max 5e-3, target 0.2 nats).  The target is absolute, or with
-`relative: true` a multiple of the measured H0 (the embedded model's entropies live on another scale).
+scripts take one optimizer step per training step, where the two coincide.  The GPU profile uses
+Skywork-OR1's script values (c_init 0, delta 1e-4, c_max 5e-3, target 0.2 nats, absolute); the embedded
+default makes the target relative (`relative: true`: a multiple of the measured H0, 0.4 by default),
+because the embedded model's entropies live on another scale.
 """
 from __future__ import annotations
 
