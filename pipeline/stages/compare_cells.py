@@ -22,6 +22,7 @@ from pathlib import Path
 from pipeline.config import ConfigError, Params, load_params
 from pipeline.config.schema import arm_params
 from pipeline.stages.compare import check_phenomena
+from pipeline.stages.queue_sweep import dvc_executable
 
 LOGS = Path(".compare_logs")
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    py, dvc = sys.executable, str(Path(sys.executable).parent / "dvc")
+    py, dvc = sys.executable, dvc_executable()
     if args.short:
         seed = params.compare.seeds[0]
         extra = ["--set", f"compare.steps={params.compare.short_steps}", "--set", "compare.runs_dir=runs-short",
